@@ -1,0 +1,101 @@
+/*
+ * db: asynchronous PostgreSQL on an h2o event loop — one pool per worker thread.
+ *
+ * A pool owns a few libpq connections in non-blocking pipeline mode. A caller submits a job: one
+ * or more steps (a prepared statement and its text parameters) that are sent back to back and
+ * closed by one pipeline sync, so BEGIN + set_config + query + COMMIT cost one round trip. Jobs
+ * submitted in one loop turn go out in one write per connection. Statements are registered once
+ * (db_stmt_t, static storage) and prepared lazily on each connection at first use.
+ *
+ * Guarantees: the callback of an accepted job is called exactly once (ok, SQL error, timeout or
+ * unavailable) unless the caller cancels it first; if db_submit fails, the callback is never
+ * called. Nothing here blocks: connecting uses PQconnectStart/PQconnectPoll, a query past its
+ * deadline drops its connection (PQcancel would block) and the pool reconnects with backoff.
+ * When no connection is up, jobs fail at once with DB_UNAVAILABLE instead of piling up.
+ */
+#ifndef TENANTD_INFRA_DB_H
+#define TENANTD_INFRA_DB_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#include <h2o.h>
+#include <libpq-fe.h>
+
+#define DB_MAX_STEPS 8
+#define DB_MAX_PARAMS 32
+
+/* A statement known to the pool: prepared under `name` on every connection that runs it. */
+typedef struct {
+    const char *name; /* unique, e.g. "ops_ping" */
+    const char *sql;  /* $1.. placeholders; all parameters are sent as text */
+    int nparams;
+    int _id; /* assigned by db_stmt_register; 0 = not yet registered */
+} db_stmt_t;
+
+typedef enum {
+    DB_OK = 0,          /* every step ran; results available */
+    DB_SQL_ERROR,       /* Postgres refused a step (error in results[i] / message) */
+    DB_TIMEOUT,         /* the job passed its deadline */
+    DB_UNAVAILABLE,     /* no connection, or the connection broke */
+    DB_REJECTED,        /* the wait queue was full */
+} db_status_t;
+
+/* What a job's callback receives; valid only during the callback (results are cleared after). */
+typedef struct {
+    db_status_t status;
+    int nresults;                  /* number of steps */
+    PGresult *results[DB_MAX_STEPS]; /* per step; NULL when the step did not run */
+    const char *message;           /* human text for logs (never for clients) */
+    const char *sqlstate;          /* SQLSTATE of the failing step, or NULL */
+} db_result_t;
+
+typedef void (*db_callback_t)(void *data, const db_result_t *result);
+
+typedef struct db_pool db_pool_t;
+typedef struct db_job db_job_t;
+
+typedef struct {
+    int connections;     /* connections in the pool */
+    int queue_max;       /* jobs that may wait for a connection before DB_REJECTED */
+    int query_timeout_ms; /* deadline of a job from submission */
+} db_pool_options_t;
+
+/* Registers a statement for use by every pool; call from one thread before pools are created. */
+void db_stmt_register(db_stmt_t *stmt);
+
+/* Creates a pool on loop connecting to conninfo; connections start at once in the background. */
+db_pool_t *db_pool_create(h2o_loop_t *loop, const char *conninfo, const db_pool_options_t *opts);
+
+/* Fails every pending job with DB_UNAVAILABLE, closes the connections and frees the pool. */
+void db_pool_destroy(db_pool_t *pool);
+
+/* True when at least one connection is ready. */
+bool db_pool_is_up(const db_pool_t *pool);
+
+/* Jobs submitted and not yet finished (queued or in flight). */
+size_t db_pool_pending(const db_pool_t *pool);
+
+/* One step of a job: stmt with nparams text parameters (NULL = SQL NULL); values are copied. */
+typedef struct {
+    const db_stmt_t *stmt;
+    const char *const *params;
+} db_step_t;
+
+/*
+ * Submits a job of nsteps steps. Returns the job (usable with db_cancel until the callback runs),
+ * or NULL with the reason in *status (DB_REJECTED, DB_UNAVAILABLE); then cb is never called.
+ */
+db_job_t *db_submit(db_pool_t *pool, const db_step_t *steps, int nsteps, db_callback_t cb, void *data, db_status_t *status);
+
+/* Shorthand for a one-step job. */
+db_job_t *db_query(db_pool_t *pool, const db_stmt_t *stmt, const char *const *params, db_callback_t cb, void *data,
+                   db_status_t *status);
+
+/* Detaches the callback of a job that has not completed; the job finishes silently. */
+void db_cancel(db_job_t *job);
+
+/* Human name of a status. */
+const char *db_status_name(db_status_t status);
+
+#endif
