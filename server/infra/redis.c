@@ -339,7 +339,7 @@ static void on_connect(const redisAsyncContext *ac, int status)
 static void on_disconnect(const redisAsyncContext *ac, int status)
 {
     redis_client_t *c = ac->data;
-    if (c->state == RS_READY)
+    if (c->state == RS_READY && !c->destroying)
         log_warn(NULL, "redis: connection lost%s%s", status != REDIS_OK ? ": " : "", status != REDIS_OK ? ac->errstr : "");
     c->ac = NULL;
     if (h2o_timeout_is_linked(&c->drop_entry))
