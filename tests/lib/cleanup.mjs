@@ -1,7 +1,7 @@
 // cleanup.mjs — one registry of things to undo when a test file ends.
 //
 // Every process or scratch service the harness starts registers itself here. The registry is
-// drained by the file's root `after` hook (asynchronously, newest first) and, as a last resort
+// drained by a root `after` hook that runs after the file's own ones (asynchronously, newest first) and, as a last resort
 // when the test process exits or is signalled before that, by each entry's synchronous variant.
 import { after } from 'node:test';
 
@@ -38,7 +38,9 @@ function drainSync() {
   }
 }
 
-after(drainAsync);
+// Registered on the next turn, after the test file's own top-level hooks, so that a file's
+// `after` (a graceful stop it asserts on, say) runs before this last sweep kills what is left.
+setImmediate(() => after(drainAsync));
 process.on('exit', drainSync);
 for (const signal of ['SIGINT', 'SIGTERM', 'SIGHUP']) {
   process.once(signal, () => {

@@ -12,9 +12,9 @@ import http2 from 'node:http2';
 import net from 'node:net';
 
 import { onCleanup } from './cleanup.mjs';
-import { freePort, sleep, waitFor } from './util.mjs';
+import { freePort, sleep, waitFor, within } from './util.mjs';
 
-export { freePort, sleep, waitFor } from './util.mjs';
+export { freePort, sleep, waitFor, within } from './util.mjs';
 export { startScratchPostgres, startScratchRedis, redisCommand } from './scratch.mjs';
 export { parsePrometheus, findSample } from './prometheus.mjs';
 
@@ -233,7 +233,7 @@ function makeHandle(child, { url, port, tlsPort }) {
     // killed) or when its output holds sanitizer reports.
     async stop(signal = 'SIGTERM', { timeoutMs = STOP_TIMEOUT_MS } = {}) {
       if (child.exitInfo() === null) child.proc.kill(signal);
-      const info = await Promise.race([child.exited, sleep(timeoutMs).then(() => null)]);
+      const info = await within(child.exited, timeoutMs);
       if (info === null) {
         child.proc.kill('SIGKILL');
         await child.exited;
@@ -307,6 +307,7 @@ function http1Request(url, { method = 'GET', headers = {}, body, chunked, agent,
       reject(err);
     };
     const req = lib.request(target, options, (res) => {
+      const alpn = res.socket?.alpnProtocol || null;
       const chunks = [];
       res.on('data', (c) => chunks.push(c));
       res.on('error', fail);
@@ -314,7 +315,6 @@ function http1Request(url, { method = 'GET', headers = {}, body, chunked, agent,
       res.on('end', () => {
         if (settled) return;
         settled = true;
-        const alpn = res.socket?.alpnProtocol || null;
         resolve(makeResult(res.statusCode, res.headers, Buffer.concat(chunks), {
           alpn, httpVersion: res.httpVersion, rawHeaders: res.rawHeaders, reusedSocket: req.reusedSocket,
         }));

@@ -10,7 +10,7 @@ import path from 'node:path';
 import { promisify } from 'node:util';
 
 import { onCleanup } from './cleanup.mjs';
-import { freePort, sleep } from './util.mjs';
+import { freePort, sleep, within } from './util.mjs';
 
 const execFileP = promisify(execFile);
 
@@ -183,7 +183,7 @@ export async function startScratchRedis() {
       if (!child) return;
       const exited = new Promise((resolve) => child.once('exit', resolve));
       if (child.exitCode === null && child.signalCode === null) child.kill('SIGTERM');
-      const done = await Promise.race([exited.then(() => true), sleep(10000).then(() => false)]);
+      const done = await within(exited.then(() => true), 10000, false);
       if (!done) {
         child.kill('SIGKILL');
         await exited;

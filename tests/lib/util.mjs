@@ -1,4 +1,4 @@
-// util.mjs — small helpers shared by the harness modules: sleep, free ports, polling.
+// util.mjs — small helpers shared by the harness modules: sleep, free ports, polling, timeouts.
 import net from 'node:net';
 
 export const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
@@ -33,5 +33,16 @@ export async function waitFor(fn, { timeoutMs = 10000, intervalMs = 100, message
       throw new Error(`timed out after ${timeoutMs} ms waiting for ${message}${why}`);
     }
     await sleep(intervalMs);
+  }
+}
+
+// Resolves what promise resolves, or `fallback` once ms have passed; the timer never outlives it.
+export async function within(promise, ms, fallback = null) {
+  let timer;
+  const timeout = new Promise((resolve) => { timer = setTimeout(() => resolve(fallback), ms); });
+  try {
+    return await Promise.race([promise, timeout]);
+  } finally {
+    clearTimeout(timer);
   }
 }
