@@ -15,7 +15,7 @@ async function runLoop(index, state, { url, path, timeoutMs, pauseMs }) {
       const record = { loop: index, start: Date.now(), end: null, status: null, error: null, body: null };
       try {
         const res = await request(`${url}${path}`, { agent, timeoutMs });
-        Object.assign(record, { status: res.status, body: res.body, json: res.json, reusedSocket: res.reusedSocket });
+        Object.assign(record, { status: res.status, headers: res.headers, body: res.body, json: res.json, reusedSocket: res.reusedSocket });
       } catch (err) {
         Object.assign(record, { error: err.code || err.message, reusedSocket: err.reusedSocket });
         if (err.code === 'ECONNREFUSED') await sleep(50);

@@ -42,6 +42,20 @@ function asPostgresSync(dir, bin, args) {
   spawnSync('runuser', ['-u', 'postgres', '--', pgBin(bin), ...args], { cwd: dir, stdio: 'ignore', timeout: 30000 });
 }
 
+// Sends signal to the postmaster of the cluster in dataDir and to all of its children.
+function signalCluster(dataDir, signal) {
+  const postmaster = Number(fs.readFileSync(path.join(dataDir, 'postmaster.pid'), 'utf8').split('\n')[0]);
+  const children = spawnSync('pgrep', ['-P', String(postmaster)], { encoding: 'utf8' }).stdout
+    .split('\n').filter(Boolean).map(Number);
+  for (const pid of [postmaster, ...children]) {
+    try {
+      process.kill(pid, signal);
+    } catch {
+      // a backend that just exited
+    }
+  }
+}
+
 function scratchPgConf(port, socketDir) {
   return [
     '',
@@ -58,7 +72,8 @@ function scratchPgConf(port, socketDir) {
 }
 
 // initdb + start a PostgreSQL 15 cluster owned by the postgres OS user, trust authentication,
-// superuser `postgres`. Returns {url, port, dir, stop(), start(), restart(), destroy()}.
+// superuser `postgres`. Returns {url, port, dir, stop(), start(), restart(), freeze(), thaw(),
+// log(), destroy()}.
 export async function startScratchPostgres() {
   const { uid, gid } = postgresIds();
   const dir = fs.mkdtempSync('/tmp/tenantd-pg-');
@@ -67,6 +82,7 @@ export async function startScratchPostgres() {
   const logFile = path.join(dir, 'postgres.log');
   const port = await freePort();
   let running = false;
+  let frozen = false;
 
   const pg = {
     url: `postgresql://postgres@127.0.0.1:${port}/postgres`,
@@ -85,7 +101,18 @@ export async function startScratchPostgres() {
       await pg.start();
     },
     log: () => (fs.existsSync(logFile) ? fs.readFileSync(logFile, 'utf8') : ''),
+    // SIGSTOP / SIGCONT the postmaster and every backend: connections stay open but nothing
+    // answers, as with a hung database host.
+    freeze() {
+      signalCluster(data, 'SIGSTOP');
+      frozen = true;
+    },
+    thaw() {
+      signalCluster(data, 'SIGCONT');
+      frozen = false;
+    },
     async destroy() {
+      if (frozen) pg.thaw();
       if (running) await asPostgres(dir, 'pg_ctl', ['-D', data, '-m', 'immediate', '-w', '-t', '30', '-s', 'stop']);
       running = false;
       fs.rmSync(dir, { recursive: true, force: true });
@@ -95,6 +122,7 @@ export async function startScratchPostgres() {
     name: `scratch Postgres on port ${port}`,
     run: () => pg.destroy(),
     runSync: () => {
+      if (frozen) signalCluster(data, 'SIGCONT');
       asPostgresSync(dir, 'pg_ctl', ['-D', data, '-m', 'immediate', '-w', '-s', 'stop']);
       fs.rmSync(dir, { recursive: true, force: true });
     },
