@@ -24,7 +24,11 @@ enum { CLI_OK = 0, CLI_FAIL = 1, CLI_USAGE = 2 };
 #define CLI_HELP_SHOWN (-100)
 
 /* The advisory-lock key serializing migrations and migration-set changes in one database. */
-#define CLI_MIGRATE_LOCK_KEY 7420113500017L
+#define CLI_MIGRATE_LOCK_KEY 7420113500017
+
+/* Held (shared) by every migrate worker connection for its lifetime; a new run takes and drops it
+ * exclusively once, which waits until the backends of a killed run's workers have finished. */
+#define CLI_WORKER_LOCK_KEY 7420113500018
 
 /* Name of the control schema. */
 #define CLI_CONTROL_SCHEMA "tenantd"

@@ -302,7 +302,7 @@ int dataio_import_cmd(cli_env_t *env, int argc, char **argv)
     }
     if (tenants_create_in_tx(c, env, slug, name, &t) != 0)
         goto done;
-    const char *sp[] = {t.schema, slug, status};
+    const char *sp[] = {t.schema};
     PGresult *r = cli_exec(c,
                            "SELECT coalesce(string_agg(version::text || ':' || checksum, ',' ORDER BY version), '')"
                            " FROM tenantd.schema_migrations WHERE schema_name = $1",
@@ -317,7 +317,8 @@ int dataio_import_cmd(cli_env_t *env, int argc, char **argv)
         cli_error("%s: exported at another schema version than migrations/tenant has now; import refused", pos[0]);
         goto done;
     }
-    if (cli_run(c, "UPDATE tenantd.tenants SET status = $3 WHERE slug = $2", 3, sp, err, sizeof(err)) != 0) {
+    const char *up[] = {slug, status};
+    if (cli_run(c, "UPDATE tenantd.tenants SET status = $2 WHERE slug = $1", 2, up, err, sizeof(err)) != 0) {
         cli_error("tenant import: status: %s", err);
         goto done;
     }
@@ -327,18 +328,28 @@ int dataio_import_cmd(cli_env_t *env, int argc, char **argv)
     bool ok = true;
     while (ok && (got = getline(&line, &linecap, in)) > 0) {
         lineno++;
-        json_t *rec = json_loads(line, 0, &jerr);
-        const char *table = json_string_value(json_object_get(rec, "table"));
-        json_t *row = json_object_get(rec, "row");
-        if (table == NULL || !json_is_object(row)) {
-            cli_error("%s:%ld: expected {\"table\":..., \"row\":{...}}", pos[0], lineno);
-            json_decref(rec);
+        /* {"table":<JSON string>,"row":<object>}: only the table name is decoded here; the row's
+         * own text goes to Postgres untouched (a JSON library would reformat or reject numbers). */
+        static const char head_key[] = "{\"table\":";
+        const char *raw = strstr(line, ",\"row\":");
+        char *end = line + got;
+        while (end > line && (end[-1] == '\n' || end[-1] == '\r' || end[-1] == ' '))
+            end--;
+        json_t *tname = NULL;
+        if (raw != NULL && strncmp(line, head_key, sizeof(head_key) - 1) == 0)
+            tname = json_loadb(line + sizeof(head_key) - 1, (size_t)(raw - line) - (sizeof(head_key) - 1),
+                               JSON_DECODE_ANY, &jerr);
+        const char *table = json_string_value(tname);
+        if (table == NULL || end <= raw + 8 || end[-1] != '}' || raw[7] != '{') {
+            cli_error("%s:%ld: expected {\"table\":...,\"row\":{...}} as written by tenant export", pos[0], lineno);
+            json_decref(tname);
             ok = false;
             break;
         }
+        end[-1] = '\0';
         if (b.table == NULL || strcmp(b.table, table) != 0 || b.count >= DATAIO_BATCH) {
             if (batch_flush(c, qschema, &b) != 0) {
-                json_decref(rec);
+                json_decref(tname);
                 ok = false;
                 break;
             }
@@ -347,22 +358,12 @@ int dataio_import_cmd(cli_env_t *env, int argc, char **argv)
                 b.table = strdup(table);
             }
         }
-        /* The row's own text goes to Postgres untouched (jansson would reformat numbers). */
-        const char *raw = strstr(line, ",\"row\":");
-        char *end = line + got;
-        while (end > line && (end[-1] == '\n' || end[-1] == '\r' || end[-1] == ' '))
-            end--;
-        if (raw == NULL || end <= raw || end[-1] != '}') {
-            cli_error("%s:%ld: expected {\"table\":...,\"row\":{...}} as written by tenant export", pos[0], lineno);
+        json_decref(tname);
+        if (batch_add(&b, raw + 7) != 0) {
+            cli_error("out of memory");
             ok = false;
-        } else {
-            end[-1] = '\0';
-            if (batch_add(&b, raw + 7) != 0) {
-                cli_error("out of memory");
-                ok = false;
-            }
+            break;
         }
-        json_decref(rec);
         total++;
     }
     if (!ok || batch_flush(c, qschema, &b) != 0 || reset_sequences(c, t.schema) != 0)

@@ -27,6 +27,9 @@
 
 #include "cli/progress.h"
 
+#define MIGRATE_STR2(x) #x
+#define MIGRATE_STR(x) MIGRATE_STR2(x)
+
 /* ------------------------------------------------------------------------------------------ */
 /* Migration sets                                                                               */
 
@@ -518,6 +521,10 @@ static void *worker_main(void *arg)
 {
     pool_t *pool = arg;
     PGconn *c = cli_connect_owner(pool->env);
+    if (c != NULL && cli_run_script(c, "SELECT pg_advisory_lock_shared(" MIGRATE_STR(CLI_WORKER_LOCK_KEY) ")", NULL, 0) != 0) {
+        PQfinish(c);
+        c = NULL;
+    }
     if (c != NULL) {
         for (;;) {
             size_t i = atomic_fetch_add(&pool->next, 1);
@@ -529,6 +536,8 @@ static void *worker_main(void *arg)
                 PQfinish(c);
                 c = cli_connect_owner(pool->env);
                 if (c == NULL)
+                    break;
+                if (cli_run_script(c, "SELECT pg_advisory_lock_shared(" MIGRATE_STR(CLI_WORKER_LOCK_KEY) ")", NULL, 0) != 0)
                     break;
             }
         }
@@ -619,6 +628,21 @@ static int lock_migrations(PGconn *c)
     return 0;
 }
 
+/* Waits until no worker connection of an earlier run is alive: after a kill -9 its backends may
+ * still be finishing a migration they had received. 0 or -1 (printed). */
+static int wait_for_old_workers(PGconn *c)
+{
+    char err[1024];
+    if (cli_run_script(c,
+                       "SELECT pg_advisory_lock(" MIGRATE_STR(CLI_WORKER_LOCK_KEY) ");"
+                       "SELECT pg_advisory_unlock(" MIGRATE_STR(CLI_WORKER_LOCK_KEY) ")",
+                       err, sizeof(err)) != 0) {
+        cli_error("waiting for earlier migration workers: %s", err);
+        return -1;
+    }
+    return 0;
+}
+
 /* Applies the control schema's pending migrations; 0 or -1 (printed). */
 static int run_control(PGconn *c, const migrate_set_t *ctl, work_t *w, bool tty)
 {
@@ -683,7 +707,7 @@ int migrate_cmd(cli_env_t *env, int argc, char **argv)
     dbstate_t st;
     if (c == NULL)
         goto out;
-    if (!dry && lock_migrations(c) != 0)
+    if (!dry && (lock_migrations(c) != 0 || wait_for_old_workers(c) != 0))
         goto out;
     if (db_state(c, &st) != 0)
         goto out;

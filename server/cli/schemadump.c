@@ -3,7 +3,8 @@
  *
  * The describing query runs with search_path set to the scratch schema only, so pg_get_*def
  * print names of that schema unqualified; pg_get_functiondef always qualifies the function's own
- * name, which is stripped. Scratch schemas are named tenantd_schema_dump_{control,tenant}; they
+ * name and pg_get_indexdef/triggerdef the table's: the scratch schema's "name." prefix is stripped
+ * from every line. Scratch schemas are named tenantd_schema_dump_{control,tenant}; they
  * never outlive the transaction.
  */
 #include "cli/schemadump.h"
@@ -27,7 +28,7 @@ static const char DUMP_USAGE[] =
  * triggers of that table), views, functions. $1: the schema. */
 static const char DESCRIBE_SQL[] =
     "WITH ns AS (SELECT oid FROM pg_namespace WHERE nspname = $1)"
-    " SELECT txt FROM ("
+    " SELECT replace(txt, quote_ident($1) || '.', '') FROM ("
     "  SELECT 1 AS k1, c.relname::text AS k2, 0 AS k3, ''::text AS k4,"
     "   format('CREATE SEQUENCE %I AS %s;', c.relname, format_type(s.seqtypid, NULL)) AS txt"
     "  FROM pg_class c JOIN pg_sequence s ON s.seqrelid = c.oid WHERE c.relnamespace = (SELECT oid FROM ns)"
@@ -61,7 +62,7 @@ static const char DESCRIBE_SQL[] =
     "  FROM pg_class c WHERE c.relnamespace = (SELECT oid FROM ns) AND c.relkind IN ('v', 'm')"
     "  UNION ALL"
     "  SELECT 4, p.proname::text, 0, pg_get_function_identity_arguments(p.oid),"
-    "   rtrim(replace(pg_get_functiondef(p.oid), 'FUNCTION ' || quote_ident($1) || '.', 'FUNCTION '), E'\\n') || ';'"
+    "   rtrim(pg_get_functiondef(p.oid), E'\\n') || ';'"
     "  FROM pg_proc p WHERE p.pronamespace = (SELECT oid FROM ns) AND p.prokind IN ('f', 'p')"
     " ) x ORDER BY k1, k2, k3, k4";
 
@@ -115,10 +116,10 @@ static int dump_one(PGconn *c, const migrate_set_t *set, const char *scratch, bo
     }
     fprintf(f,
             "-- %s\n"
-            "-- Written by `tenantctl schema dump` from the catalog after applying %s (not pg_dump):\n"
+            "-- Written by `tenantctl schema dump` from the catalog after applying migrations/%s (not pg_dump):\n"
             "-- names unqualified, objects sorted by name. Do not edit; a test compares it with a fresh dump.\n"
             "-- Migrations:",
-            title, set->dir);
+            title, control ? "control" : "tenant");
     for (size_t i = 0; i < set->n; i++)
         fprintf(f, " %s", set->items[i].meta.file);
     fputs("\n", f);

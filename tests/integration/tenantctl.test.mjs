@@ -1,0 +1,561 @@
+// tenantctl.test.mjs — the operator CLI against a real Postgres (issue 3, CONTRACT.md §3 and §10).
+//
+// The file creates its own throwaway databases through PG_ADMIN_URL (owned by the role of
+// DATABASE_OWNER_URL, CONNECT granted to the role of DATABASE_URL) and points tenantctl at them,
+// so the dev database is never touched; at the end it drops them and the tenant roles they
+// created (roles are cluster-global). Migration edits, failures and slow migrations are played in
+// temporary copies of migrations/ selected with TENANTD_MIGRATIONS. Assertions read the catalog
+// with psql. Every tenantctl run is also checked for sanitizer reports (./dev test runs the ASan
+// build).
+import assert from 'node:assert/strict';
+import { execFileSync, spawn, spawnSync } from 'node:child_process';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { after, before, describe, test } from 'node:test';
+import { fileURLToPath } from 'node:url';
+
+const ROOT = process.env.TENANTD_ROOT || path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
+
+function requireEnv(name) {
+  const v = process.env[name];
+  if (!v) throw new Error(`${name} is not set: run through ./dev test, or eval "$(./dev env)" first`);
+  return v;
+}
+
+const TENANTCTL = process.env.TENANTCTL_BIN || path.join(ROOT, 'build/tenantctl');
+const PSQL = fs.existsSync(path.join(process.env.PGBIN || '/usr/lib/postgresql/15/bin', 'psql'))
+  ? path.join(process.env.PGBIN || '/usr/lib/postgresql/15/bin', 'psql')
+  : 'psql';
+const SANITIZER = [/ERROR: AddressSanitizer/, /ERROR: LeakSanitizer/, /runtime error:/];
+
+// ---------------------------------------------------------------------------------------------
+// Helpers
+// ---------------------------------------------------------------------------------------------
+
+function withDb(url, db) {
+  const u = new URL(url);
+  u.pathname = `/${db}`;
+  return u.toString();
+}
+
+function userOf(url) {
+  return decodeURIComponent(new URL(url).username);
+}
+
+// Runs one SQL text with psql; returns rows as arrays of strings (unaligned, tab-separated).
+function sql(url, text) {
+  const out = execFileSync(PSQL, ['-X', '-q', '-A', '-t', '-F', '\t', '-v', 'ON_ERROR_STOP=1', '-d', url, '-c', text],
+    { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] });
+  return out.split('\n').filter((l) => l !== '').map((l) => l.split('\t'));
+}
+
+function sqlValue(url, text) {
+  const rows = sql(url, text);
+  return rows.length ? rows[0][0] : undefined;
+}
+
+// Like sql() but returns the error text instead of throwing ('' on success).
+function sqlError(url, text) {
+  const r = spawnSync(PSQL, ['-X', '-q', '-A', '-t', '-v', 'ON_ERROR_STOP=1', '-d', url, '-c', text], { encoding: 'utf8' });
+  return r.status === 0 ? '' : r.stderr;
+}
+
+const lit = (s) => `'${String(s).replaceAll("'", "''")}'`;
+
+function describeRun(r) {
+  return `exit ${r.status}${r.signal ? ` signal ${r.signal}` : ''}\nstdout: ${r.stdout}\nstderr: ${r.stderr}`;
+}
+
+function checkSanitizer(r) {
+  for (const re of SANITIZER) assert.ok(!re.test(r.stderr), `sanitizer report:\n${r.stderr}`);
+}
+
+// A database and the environment that points tenantctl at it.
+class Db {
+  constructor(name) {
+    this.name = name;
+    this.admin = withDb(requireEnv('PG_ADMIN_URL'), name);
+    this.owner = withDb(requireEnv('DATABASE_OWNER_URL'), name);
+    this.app = withDb(requireEnv('DATABASE_URL'), name);
+    this.env = {
+      ...process.env,
+      DATABASE_URL: this.app,
+      DATABASE_OWNER_URL: this.owner,
+      TENANTD_MIGRATIONS: path.join(ROOT, 'migrations'),
+      ASAN_OPTIONS: process.env.ASAN_OPTIONS || 'detect_leaks=0',
+    };
+  }
+
+  // Runs tenantctl synchronously; extra env entries override.
+  ctl(args, { env = {}, input } = {}) {
+    const r = spawnSync(TENANTCTL, args, {
+      cwd: ROOT, env: { ...this.env, ...env }, encoding: 'utf8', input, timeout: 120000,
+    });
+    if (r.error) throw r.error;
+    checkSanitizer(r);
+    return r;
+  }
+
+  // Runs tenantctl and asserts exit 0; returns the run.
+  ok(args, opts) {
+    const r = this.ctl(args, opts);
+    assert.equal(r.status, 0, `tenantctl ${args.join(' ')}: ${describeRun(r)}`);
+    return r;
+  }
+
+  // Starts tenantctl in the background; resolves {status, signal, stdout, stderr} on exit.
+  spawn(args, { env = {} } = {}) {
+    const child = spawn(TENANTCTL, args, { cwd: ROOT, env: { ...this.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
+    let stdout = '';
+    let stderr = '';
+    child.stdout.on('data', (c) => { stdout += c; });
+    child.stderr.on('data', (c) => { stderr += c; });
+    child.done = new Promise((resolve) => child.on('exit', (status, signal) => resolve({ status, signal, stdout, stderr })));
+    return child;
+  }
+
+  q(text) { return sql(this.owner, text); }
+
+  v(text) { return sqlValue(this.owner, text); }
+
+  schemaOf(slug) { return this.v(`SELECT schema_name FROM tenantd.tenants WHERE slug = ${lit(slug)}`); }
+}
+
+const RUN_ID = `${process.pid}_${Date.now().toString(36)}`;
+const databases = [];
+
+// Creates a fresh database for tenantctl (owner: the DATABASE_OWNER_URL role).
+function createDb(label) {
+  const name = `tenantctl_test_${label}_${RUN_ID}`;
+  const adminUrl = requireEnv('PG_ADMIN_URL');
+  const owner = userOf(requireEnv('DATABASE_OWNER_URL'));
+  const app = userOf(requireEnv('DATABASE_URL'));
+  sql(adminUrl, `CREATE DATABASE "${name}" OWNER "${owner}"`);
+  databases.push(name);
+  const db = new Db(name);
+  sql(db.admin, `REVOKE ALL ON DATABASE "${name}" FROM PUBLIC; GRANT CONNECT ON DATABASE "${name}" TO "${app}", "${owner}";` +
+    ' REVOKE ALL ON SCHEMA public FROM PUBLIC');
+  return db;
+}
+
+// Drops the test databases and every tenant role whose schema lived in them.
+function dropDatabases() {
+  const adminUrl = requireEnv('PG_ADMIN_URL');
+  for (const name of databases.splice(0)) {
+    const url = withDb(adminUrl, name);
+    let roles = [];
+    try {
+      roles = sql(url, "SELECT nspname FROM pg_namespace WHERE nspname ~ '^t_[0-9a-f]{32}$'" +
+        " UNION SELECT schema_name FROM tenantd.tenants").map((r) => r[0]);
+    } catch {
+      try {
+        roles = sql(url, "SELECT nspname FROM pg_namespace WHERE nspname ~ '^t_[0-9a-f]{32}$'").map((r) => r[0]);
+      } catch { /* database unreachable */ }
+    }
+    sql(adminUrl, `DROP DATABASE IF EXISTS "${name}" WITH (FORCE)`);
+    for (const role of roles) sql(adminUrl, `DROP ROLE IF EXISTS "${role}"`);
+  }
+}
+
+// A temporary copy of migrations/ (control + tenant) to edit freely.
+function copyMigrations() {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'tenantctl-migrations-'));
+  fs.cpSync(path.join(ROOT, 'migrations'), dir, { recursive: true });
+  tempDirs.push(dir);
+  return dir;
+}
+const tempDirs = [];
+
+function addTenantMigration(dir, file, body) {
+  fs.writeFileSync(path.join(dir, 'tenant', file), body);
+}
+
+const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+
+function countAppliedEverywhere(db, version) {
+  return Number(db.v(`SELECT count(*) FROM tenantd.tenants t JOIN tenantd.schema_migrations m
+    ON m.schema_name = t.schema_name AND m.version = ${version}`));
+}
+
+after(() => {
+  dropDatabases();
+  for (const d of tempDirs) fs.rmSync(d, { recursive: true, force: true });
+});
+
+// ---------------------------------------------------------------------------------------------
+// Usage
+// ---------------------------------------------------------------------------------------------
+
+describe('tenantctl usage', () => {
+  test('--help on every command exits 0 and prints usage; bad usage exits 2', () => {
+    const db = new Db('postgres');
+    const commands = [['migrate'], ['status'], ['migration', 'new'], ['tenant'], ['tenant', 'create'], ['tenant', 'list'],
+      ['tenant', 'suspend'], ['tenant', 'resume'], ['tenant', 'drop'], ['tenant', 'export'], ['tenant', 'import'],
+      ['seed'], ['schema', 'dump']];
+    for (const c of commands) {
+      const r = db.ctl([...c, '--help']);
+      assert.equal(r.status, 0, `${c.join(' ')} --help: ${describeRun(r)}`);
+      assert.match(r.stdout, /usage: tenantctl/, `${c.join(' ')} --help prints usage`);
+    }
+    assert.equal(db.ctl(['--help']).status, 0);
+    for (const bad of [[], ['frobnicate'], ['migrate', '--bogus'], ['migrate', '--jobs', '0'], ['migrate', '--jobs', 'x'],
+      ['tenant', 'create'], ['tenant', 'create', 'acme'], ['tenant', 'nope'], ['migration', 'new', 'Bad-Name']]) {
+      const r = db.ctl(bad);
+      assert.equal(r.status, 2, `tenantctl ${bad.join(' ')} should be a usage error: ${describeRun(r)}`);
+      assert.ok(r.stderr.length > 0, 'a usage error says something on stderr');
+    }
+  });
+});
+
+// ---------------------------------------------------------------------------------------------
+// The main database: migrate, tenants, isolation, lifecycle
+// ---------------------------------------------------------------------------------------------
+
+describe('tenantctl on a fresh database', () => {
+  let db;
+  before(() => { db = createDb('main'); });
+
+  test('migrate from empty creates the control schema; a second run is a no-op', () => {
+    const r = db.ok(['migrate']);
+    assert.match(r.stdout, /applied 0001_control\.sql/);
+    for (const t of ['tenants', 'users', 'memberships', 'roles', 'invitations', 'api_keys', 'audit_log',
+      'schema_migrations', 'tenant_migrations', 'settings']) {
+      assert.equal(db.v(`SELECT to_regclass('tenantd.${t}') IS NOT NULL`), 't', `tenantd.${t} exists`);
+    }
+    const ledger = db.q("SELECT version, length(checksum), duration_ms >= 0 FROM tenantd.schema_migrations WHERE schema_name = 'tenantd'");
+    assert.ok(ledger.length >= 1);
+    assert.deepEqual(ledger[0], ['1', '64', 't']);
+    const again = db.ok(['migrate']);
+    assert.match(again.stdout, /nothing to migrate/);
+    assert.equal(db.v("SELECT value FROM tenantd.settings WHERE key = 'app_role'"), userOf(db.app));
+  });
+
+  test('the server role is not superuser, has no BYPASSRLS, is NOINHERIT and owns nothing', () => {
+    const app = userOf(db.app);
+    assert.deepEqual(db.q(`SELECT rolsuper, rolbypassrls, rolinherit FROM pg_roles WHERE rolname = ${lit(app)}`)[0], ['f', 'f', 'f']);
+    const owned = db.v(`SELECT (SELECT count(*) FROM pg_class WHERE relowner = ${lit(app)}::regrole)
+      + (SELECT count(*) FROM pg_namespace WHERE nspowner = ${lit(app)}::regrole)
+      + (SELECT count(*) FROM pg_proc WHERE proowner = ${lit(app)}::regrole)`);
+    assert.equal(owned, '0');
+    assert.match(sqlError(db.app, 'CREATE TABLE tenantd.x (a int)'), /permission denied/);
+    assert.match(sqlError(db.app, "UPDATE tenantd.audit_log SET action = 'x'"), /permission denied/);
+    assert.match(sqlError(db.app, 'DELETE FROM tenantd.audit_log'), /permission denied/);
+    assert.equal(sqlError(db.app, "INSERT INTO tenantd.audit_log (action) VALUES ('test')"), '');
+    assert.match(sqlError(db.app, 'DELETE FROM tenantd.schema_migrations'), /permission denied/);
+  });
+
+  test('tenant create makes row, schema and NOLOGIN role t_<uuid hex>; list shows the version', () => {
+    const r = db.ok(['tenant', 'create', 'acme', '--name', 'Acme', '--owner-email', 'Boss@Acme.test']);
+    assert.match(r.stdout, /created tenant acme/);
+    db.ok(['tenant', 'create', 'globex', '--name', 'Globex']);
+    const schema = db.schemaOf('acme');
+    const id = db.v("SELECT replace(id::text, '-', '') FROM tenantd.tenants WHERE slug = 'acme'");
+    assert.equal(schema, `t_${id}`);
+    assert.equal(db.v(`SELECT count(*) FROM pg_namespace WHERE nspname = ${lit(schema)}`), '1');
+    assert.deepEqual(db.q(`SELECT rolcanlogin, rolsuper FROM pg_roles WHERE rolname = ${lit(schema)}`)[0], ['f', 'f']);
+    assert.equal(db.v(`SELECT to_regclass(${lit(`${schema}.orders`)}) IS NOT NULL`), 't');
+    assert.deepEqual(db.q(`SELECT u.email, m.roles FROM tenantd.memberships m JOIN tenantd.users u ON u.id = m.user_id
+      JOIN tenantd.tenants t ON t.id = m.tenant_id WHERE t.slug = 'acme'`), [['boss@acme.test', '{owner}']]);
+    const list = db.ok(['tenant', 'list']).stdout.split('\n').filter(Boolean).map((l) => l.split('\t'));
+    const tenantVersion = String(fs.readdirSync(path.join(ROOT, 'migrations/tenant')).filter((f) => f.endsWith('.sql')).length);
+    assert.deepEqual(list[0], ['slug', 'status', 'version', 'schema', 'name']);
+    assert.deepEqual(list.slice(1).map((row) => row.slice(0, 3)), [['acme', 'active', tenantVersion], ['globex', 'active', tenantVersion]]);
+    const dup = db.ctl(['tenant', 'create', 'acme', '--name', 'Again']);
+    assert.equal(dup.status, 1, describeRun(dup));
+    assert.match(dup.stderr, /already exists/);
+  });
+
+  test('slugs: maximum length and hyphens work, near-identical long slugs get distinct schemas, invalid ones are refused', () => {
+    const long1 = `${'a'.repeat(62)}b`;
+    const long2 = `${'a'.repeat(62)}c`;
+    assert.equal(long1.length, 63);
+    for (const slug of [long1, long2, 'a-b--c-', 'x1']) db.ok(['tenant', 'create', slug, '--name', `Tenant ${slug}`]);
+    const s1 = db.schemaOf(long1);
+    const s2 = db.schemaOf(long2);
+    assert.notEqual(s1, s2);
+    for (const s of [s1, s2]) {
+      assert.match(s, /^t_[0-9a-f]{32}$/);
+      assert.equal(db.v(`SELECT count(*) FROM pg_namespace WHERE nspname = ${lit(s)}`), '1');
+    }
+    const before = db.v('SELECT count(*) FROM tenantd.tenants');
+    for (const bad of [`${'a'.repeat(64)}`, 'a', 'A', 'Acme', '1abc', '-abc', 'ab_c', 'ab c', 'ab.c', 'abc;drop', 'é-abc', '']) {
+      const r = db.ctl(['tenant', 'create', bad, '--name', 'Bad']);
+      assert.equal(r.status, 2, `slug ${JSON.stringify(bad)}: ${describeRun(r)}`);
+      assert.match(r.stderr, /slug/i, 'the message says the slug is the problem');
+    }
+    assert.equal(db.v('SELECT count(*) FROM tenantd.tenants'), before, 'nothing was created');
+  });
+
+  test("while SET ROLE to tenant A's role the server role cannot read tenant B; without SET ROLE it reads nothing", () => {
+    const a = db.schemaOf('acme');
+    const b = db.schemaOf('globex');
+    db.q(`INSERT INTO ${a}.orders (title) VALUES ('acme order'); INSERT INTO ${b}.orders (title) VALUES ('globex secret')`);
+    assert.deepEqual(sql(db.app, `BEGIN; SET LOCAL ROLE ${a}; SELECT title FROM ${a}.orders; COMMIT`), [['acme order']]);
+    assert.match(sqlError(db.app, `BEGIN; SET LOCAL ROLE ${a}; SELECT title FROM ${b}.orders`), /permission denied/);
+    assert.match(sqlError(db.app, `BEGIN; SET LOCAL ROLE ${a}; INSERT INTO ${b}.orders (title) VALUES ('x')`), /permission denied/);
+    assert.match(sqlError(db.app, `SELECT title FROM ${a}.orders`), /permission denied/);
+    assert.match(sqlError(db.app, `BEGIN; SET LOCAL ROLE ${a}; SELECT * FROM tenantd.tenants`), /permission denied/);
+    // The PostgREST-style pattern the server uses: role and search_path local to the transaction.
+    assert.deepEqual(sql(db.app, `BEGIN; SELECT set_config('role', ${lit(a)}, true), set_config('search_path', ${lit(a)}, true);` +
+      ' SELECT title FROM orders; COMMIT').slice(-1), [['acme order']]);
+  });
+
+  test('suspend and resume change the status; an unknown slug is exit 1', () => {
+    db.ok(['tenant', 'suspend', 'globex']);
+    assert.equal(db.v("SELECT status FROM tenantd.tenants WHERE slug = 'globex'"), 'suspended');
+    db.ok(['tenant', 'resume', 'globex']);
+    assert.equal(db.v("SELECT status FROM tenantd.tenants WHERE slug = 'globex'"), 'active');
+    const r = db.ctl(['tenant', 'suspend', 'no-such-tenant']);
+    assert.equal(r.status, 1, describeRun(r));
+    assert.match(r.stderr, /no tenant/);
+  });
+
+  test('export then import restores the data exactly', () => {
+    const a = db.schemaOf('acme');
+    db.q(`INSERT INTO ${a}.orders (title, status, position, owner_id, created_at) VALUES
+      ('Ünïcødé "quotes" \\ backslash', 'in_progress', -5, gen_random_uuid(), '2020-02-29 23:59:59.123456+00'),
+      (E'line\\nbreak\\ttab', 'done', 2147483647, NULL, now());
+      INSERT INTO ${a}.notifications (user_id, kind, payload, read_at) VALUES
+      (gen_random_uuid(), 'mention', '{"n": 1.10, "big": 12345678901234567890, "f": 0.1, "a": [null, true], "s": "\\u00e9"}', NULL),
+      (gen_random_uuid(), 'k', '{}', now())`);
+    const digest = () => db.v(`SELECT md5(coalesce((SELECT string_agg(x::text, '|' ORDER BY x::text) FROM ${db.schemaOf('acme')}.orders x), '')
+      || coalesce((SELECT string_agg(y::text, '|' ORDER BY y::text) FROM ${db.schemaOf('acme')}.notifications y), ''))`);
+    const before = digest();
+    const file = path.join(fs.mkdtempSync(path.join(os.tmpdir(), 'tenantctl-export-')), 'acme.jsonl');
+    tempDirs.push(path.dirname(file));
+    db.ok(['tenant', 'suspend', 'acme']);
+    db.ok(['tenant', 'export', 'acme', '--out', file]);
+    const lines = fs.readFileSync(file, 'utf8').split('\n').filter(Boolean);
+    assert.equal(JSON.parse(lines[0]).format, 'tenantd-export');
+    assert.equal(lines.length, 1 + 3 + 2);
+    const refused = db.ctl(['tenant', 'import', file]);
+    assert.equal(refused.status, 1, 'importing over an existing tenant is refused');
+    db.ok(['tenant', 'drop', 'acme', '--yes']);
+    assert.equal(db.schemaOf('acme'), undefined);
+    const r = db.ok(['tenant', 'import', file]);
+    assert.match(r.stdout, /5 rows/);
+    assert.notEqual(db.schemaOf('acme'), a, 'a new schema');
+    assert.equal(digest(), before, 'every row and value is back');
+    assert.equal(db.v("SELECT status FROM tenantd.tenants WHERE slug = 'acme'"), 'suspended');
+    const again = path.join(path.dirname(file), 'again.jsonl');
+    db.ok(['tenant', 'export', 'acme', '--out', again]);
+    assert.equal(fs.readFileSync(again, 'utf8'), fs.readFileSync(file, 'utf8'), 'a second export is identical');
+    db.ok(['tenant', 'resume', 'acme']);
+    // Import under another slug, and a broken file changes nothing.
+    db.ok(['tenant', 'import', file, '--slug', 'acme-copy']);
+    assert.equal(db.v(`SELECT count(*) FROM ${db.schemaOf('acme-copy')}.orders`), '3');
+    const broken = path.join(path.dirname(file), 'broken.jsonl');
+    fs.writeFileSync(broken, `${lines[0]}\n{"table":"orders","row":{"id":"not-a-uuid"}}\n`);
+    const count = db.v('SELECT count(*) FROM tenantd.tenants');
+    const bad = db.ctl(['tenant', 'import', broken, '--slug', 'broken-import']);
+    assert.equal(bad.status, 1, describeRun(bad));
+    assert.equal(db.v('SELECT count(*) FROM tenantd.tenants'), count);
+  });
+
+  test('drop asks for --yes without a terminal, then removes row, schema, role and ledger', () => {
+    db.ok(['tenant', 'create', 'doomed', '--name', 'Doomed']);
+    const s = db.schemaOf('doomed');
+    const r = db.ctl(['tenant', 'drop', 'doomed']);
+    assert.equal(r.status, 2, describeRun(r));
+    assert.match(r.stderr, /--yes/);
+    assert.equal(db.schemaOf('doomed'), s, 'still there');
+    db.ok(['tenant', 'drop', 'doomed', '--yes']);
+    assert.equal(db.schemaOf('doomed'), undefined);
+    assert.equal(db.v(`SELECT count(*) FROM pg_namespace WHERE nspname = ${lit(s)}`), '0');
+    assert.equal(db.v(`SELECT count(*) FROM pg_roles WHERE rolname = ${lit(s)}`), '0');
+    assert.equal(db.v(`SELECT count(*) FROM tenantd.schema_migrations WHERE schema_name = ${lit(s)}`), '0');
+    assert.equal(db.ctl(['tenant', 'drop', 'doomed', '--yes']).status, 1);
+  });
+
+  test('seed loads fixtures idempotently with argon2id hashes', () => {
+    db.ok(['seed', 'fixtures']);
+    const snapshot = () => db.q(`SELECT t.slug, u.email, m.roles::text, u.password_hash, u.is_platform_admin
+      FROM tenantd.memberships m JOIN tenantd.users u ON u.id = m.user_id JOIN tenantd.tenants t ON t.id = m.tenant_id
+      ORDER BY 1, 2`);
+    const first = snapshot();
+    const firstOrders = db.v(`SELECT count(*) FROM ${db.schemaOf('globex')}.orders`);
+    db.ok(['seed']);
+    assert.deepEqual(snapshot(), first, 'a second seed changes nothing');
+    assert.equal(db.v(`SELECT count(*) FROM ${db.schemaOf('globex')}.orders`), firstOrders);
+    for (const tenant of ['acme', 'globex']) {
+      const roles = first.filter((r) => r[0] === tenant).map((r) => r[2]);
+      for (const role of ['owner', 'admin', 'member', 'viewer']) assert.ok(roles.includes(`{${role}}`), `${tenant} has a ${role}`);
+    }
+    const fixture = JSON.parse(fs.readFileSync(path.join(ROOT, 'fixtures/tenants.json'), 'utf8'));
+    const withPassword = new Set([...fixture.users, ...fixture.tenants.flatMap((t) => t.members)]
+      .filter((u) => u.password).map((u) => u.email));
+    const hashed = db.q('SELECT email, password_hash FROM tenantd.users WHERE password_hash IS NOT NULL');
+    assert.equal(hashed.length, withPassword.size);
+    for (const [email, hash] of hashed) {
+      assert.ok(withPassword.has(email), `${email} has a password only if the fixture gives one`);
+      assert.match(hash, /^\$argon2id\$/);
+    }
+    assert.equal(db.v("SELECT is_platform_admin FROM tenantd.users WHERE email = 'platform@tenantd.test'"), 't');
+    const badDir = fs.mkdtempSync(path.join(os.tmpdir(), 'tenantctl-fixtures-'));
+    tempDirs.push(badDir);
+    fs.writeFileSync(path.join(badDir, 'tenants.json'), JSON.stringify({ tenants: [{ slug: 'Bad Slug', name: 'x' }] }));
+    const r = db.ctl(['seed', badDir]);
+    assert.equal(r.status, 1, describeRun(r));
+    assert.match(r.stderr, /slug/);
+  });
+
+  test('the committed schema/*.sql equals a fresh schema dump (drift check)', () => {
+    const out = fs.mkdtempSync(path.join(os.tmpdir(), 'tenantctl-dump-'));
+    tempDirs.push(out);
+    db.ok(['schema', 'dump', '--out', out]);
+    for (const f of ['control.sql', 'tenant.sql']) {
+      const fresh = fs.readFileSync(path.join(out, f), 'utf8');
+      const committed = fs.readFileSync(path.join(ROOT, 'schema', f), 'utf8');
+      assert.equal(committed, fresh, `schema/${f} is stale: run \`tenantctl schema dump\` and commit it`);
+    }
+    assert.match(fs.readFileSync(path.join(out, 'tenant.sql'), 'utf8'), /CREATE TABLE orders \(/);
+    assert.equal(db.v("SELECT count(*) FROM pg_namespace WHERE nspname LIKE 'tenantd_schema_dump%'"), '0', 'scratch schemas are gone');
+  });
+});
+
+// ---------------------------------------------------------------------------------------------
+// Migrations over many tenants: edits, failures, kill -9, concurrency
+// ---------------------------------------------------------------------------------------------
+
+describe('tenantctl migrate over many tenants', () => {
+  let db;
+  let dir;
+  const TENANTS = 30;
+  before(() => {
+    db = createDb('many');
+    dir = copyMigrations();
+    db.env.TENANTD_MIGRATIONS = dir;
+    db.ok(['migrate']);
+    for (let i = 1; i <= TENANTS; i++) db.ok(['tenant', 'create', `t${String(i).padStart(3, '0')}`, '--name', `Tenant ${i}`]);
+  });
+
+  test('a no-op migrate is one query for all tenants, not one per tenant', async () => {
+    const xacts = () => Number(sqlValue(db.admin, `SELECT pg_stat_force_next_flush(); SELECT xact_commit + xact_rollback FROM pg_stat_database WHERE datname = current_database()`));
+    const before = xacts();
+    const r = db.ok(['migrate']);
+    assert.match(r.stdout, /nothing to migrate/);
+    await sleep(300);
+    const delta = xacts() - before;
+    assert.ok(delta < 10, `a no-op migrate over ${TENANTS} tenants ran ${delta} transactions`);
+  });
+
+  test('migration new creates the next file; migrate --jobs applies it everywhere with its checksum', () => {
+    const r = db.ok(['migration', 'new', 'add_priority']);
+    const file = r.stdout.trim();
+    assert.match(path.basename(file), /^0002_add_priority\.sql$/);
+    fs.appendFileSync(file, 'ALTER TABLE orders ADD COLUMN priority integer NOT NULL DEFAULT 0;\n');
+    assert.match(db.ok(['status']).stdout, /pending 0002_add_priority\.sql/);
+    const dry = db.ok(['migrate', '--dry-run']);
+    assert.match(dry.stdout, /would apply 0002_add_priority\.sql/);
+    assert.equal(countAppliedEverywhere(db, 2), 0, 'dry run changed nothing');
+    db.ok(['migrate', '--jobs', '4']);
+    assert.equal(countAppliedEverywhere(db, 2), TENANTS);
+    const sha = execFileSync('sha256sum', [file], { encoding: 'utf8' }).split(' ')[0];
+    assert.equal(db.v(`SELECT count(DISTINCT checksum) || ':' || min(checksum) FROM tenantd.schema_migrations WHERE version = 2`), `1:${sha}`);
+    assert.equal(db.v(`SELECT count(*) FROM information_schema.columns WHERE column_name = 'priority' AND table_name = 'orders'
+      AND table_schema ~ '^t_'`), String(TENANTS));
+    // A tenant created now gets 0002 too (the released set).
+    db.ok(['tenant', 'create', 'late', '--name', 'Late']);
+    assert.equal(db.v(`SELECT max(version) FROM tenantd.schema_migrations WHERE schema_name = ${lit(db.schemaOf('late'))}`), '2');
+    db.ok(['tenant', 'drop', 'late', '--yes']);
+  });
+
+  test('an edited applied migration stops migrate with an error naming the file and the schema', () => {
+    const file = path.join(dir, 'tenant', '0002_add_priority.sql');
+    const original = fs.readFileSync(file, 'utf8');
+    fs.writeFileSync(file, `${original}-- an innocent-looking edit\n`);
+    addTenantMigration(dir, '0003_never.sql', 'CREATE TABLE never_applied (id int);\n');
+    try {
+      const r = db.ctl(['migrate']);
+      assert.equal(r.status, 1, describeRun(r));
+      assert.match(r.stderr, /0002_add_priority\.sql was edited/);
+      assert.match(r.stderr, /schema t_[0-9a-f]{32} \(tenant t0\d\d\)/);
+      assert.equal(countAppliedEverywhere(db, 3), 0, 'nothing was applied');
+      assert.match(db.ok(['status']).stdout, /edited/);
+      const c = db.ctl(['tenant', 'create', 'edited', '--name', 'E']);
+      assert.equal(c.status, 1, 'tenant create refuses an edited set too');
+      assert.equal(db.schemaOf('edited'), undefined);
+    } finally {
+      fs.writeFileSync(file, original);
+      fs.rmSync(path.join(dir, 'tenant', '0003_never.sql'));
+    }
+    assert.match(db.ok(['migrate']).stdout, /nothing to migrate/);
+  });
+
+  test('one failing tenant is reported, the others are migrated, exit 1 with a summary', () => {
+    const victim = db.schemaOf('t007');
+    db.q(`ALTER TABLE ${victim}.orders ADD COLUMN tag text`);
+    addTenantMigration(dir, '0003_add_tag.sql', 'ALTER TABLE orders ADD COLUMN tag text;\n');
+    const r = db.ctl(['migrate', '--jobs', '3']);
+    assert.equal(r.status, 1, describeRun(r));
+    assert.match(r.stdout, /1 failed/);
+    assert.match(r.stderr, /tenant t007 .*failed: 0003_add_tag\.sql: column "tag" .* already exists/);
+    assert.equal(countAppliedEverywhere(db, 3), TENANTS - 1);
+    assert.equal(db.v(`SELECT count(*) FROM tenantd.schema_migrations WHERE schema_name = ${lit(victim)} AND version = 3`), '0');
+    // Repair the tenant by hand; the rerun converges.
+    db.q(`ALTER TABLE ${victim}.orders DROP COLUMN tag`);
+    db.ok(['migrate']);
+    assert.equal(countAppliedEverywhere(db, 3), TENANTS);
+  });
+
+  test('tenant create is atomic: a failing migration leaves no row, schema, role or released file', () => {
+    const roles = db.v("SELECT count(*) FROM pg_roles WHERE rolname ~ '^t_[0-9a-f]{32}$'");
+    const schemas = db.v("SELECT count(*) FROM pg_namespace WHERE nspname ~ '^t_'");
+    addTenantMigration(dir, '0004_broken.sql', 'CREATE TABLE ok_part (id int);\nSELECT 1 / 0;\n');
+    try {
+      const r = db.ctl(['tenant', 'create', 'atomic', '--name', 'Atomic', '--owner-email', 'atomic@example.test']);
+      assert.equal(r.status, 1, describeRun(r));
+      assert.match(r.stderr, /division by zero/);
+      assert.equal(db.schemaOf('atomic'), undefined);
+      assert.equal(db.v("SELECT count(*) FROM pg_roles WHERE rolname ~ '^t_[0-9a-f]{32}$'"), roles);
+      assert.equal(db.v("SELECT count(*) FROM pg_namespace WHERE nspname ~ '^t_'"), schemas);
+      assert.equal(db.v('SELECT count(*) FROM tenantd.tenant_migrations WHERE version = 4'), '0');
+      assert.equal(db.v("SELECT count(*) FROM tenantd.users WHERE email = 'atomic@example.test'"), '0');
+    } finally {
+      fs.rmSync(path.join(dir, 'tenant', '0004_broken.sql'));
+    }
+  });
+
+  test('kill -9 in the middle of a migration run, then a rerun converges', async () => {
+    addTenantMigration(dir, '0004_slow.sql', "SELECT pg_sleep(0.1);\nCREATE TABLE slow_marker (id int);\n");
+    const child = db.spawn(['migrate', '--jobs', '2']);
+    await sleep(600);
+    child.kill('SIGKILL');
+    const killed = await child.done;
+    assert.equal(killed.signal, 'SIGKILL', `tenantctl should still have been running: ${describeRun(killed)}`);
+    const partial = countAppliedEverywhere(db, 4);
+    assert.ok(partial < TENANTS, `the run was cut short (${partial} of ${TENANTS} applied)`);
+    const r = db.ok(['migrate', '--jobs', '4']);
+    assert.match(r.stdout, /0 failed/);
+    assert.equal(countAppliedEverywhere(db, 4), TENANTS);
+    // Every schema has the table exactly where the ledger says so.
+    assert.equal(db.v(`SELECT count(*) FROM tenantd.tenants t WHERE to_regclass(quote_ident(t.schema_name) || '.slow_marker') IS NULL`), '0');
+    assert.match(db.ok(['migrate']).stdout, /nothing to migrate/);
+  });
+
+  test('two concurrent migrates are serialized by the advisory lock and apply each migration once', async () => {
+    addTenantMigration(dir, '0005_concurrent.sql', "SELECT pg_sleep(0.02);\nALTER TABLE orders ADD COLUMN c5 int;\n");
+    const a = db.spawn(['migrate', '--jobs', '2']);
+    const b = db.spawn(['migrate', '--jobs', '2']);
+    const [ra, rb] = await Promise.all([a.done, b.done]);
+    assert.equal(ra.status, 0, describeRun(ra));
+    assert.equal(rb.status, 0, describeRun(rb));
+    assert.equal(countAppliedEverywhere(db, 5), TENANTS);
+    const outputs = ra.stdout + rb.stdout;
+    assert.match(outputs, /nothing to migrate/, 'the second run found the work done');
+    assert.match(ra.stderr + rb.stderr, /waiting/, 'one run waited for the other');
+  });
+
+  test('migrate --tenant touches only that tenant; an unknown slug is exit 1', () => {
+    addTenantMigration(dir, '0006_one.sql', 'CREATE TABLE one_only (id int);\n');
+    db.ok(['migrate', '--tenant', 't001']);
+    assert.equal(countAppliedEverywhere(db, 6), 1);
+    assert.equal(db.v(`SELECT count(*) FROM tenantd.schema_migrations WHERE version = 6 AND schema_name = ${lit(db.schemaOf('t001'))}`), '1');
+    const r = db.ctl(['migrate', '--tenant', 'nobody']);
+    assert.equal(r.status, 1, describeRun(r));
+    assert.match(r.stderr, /no tenant/);
+    db.ok(['migrate']);
+    assert.equal(countAppliedEverywhere(db, 6), TENANTS);
+  });
+});
