@@ -65,8 +65,9 @@ int config_parse_addr(const char *text, config_addr_t *out)
     size_t hlen = (size_t)(host_end - host_start);
     if (hlen == 0 || hlen >= sizeof(out->host))
         return -1;
+    /* ':' only inside brackets: an unbracketed "::1:8080" is ambiguous */
     for (const char *p = host_start; p < host_end; p++)
-        if (!(isalnum((unsigned char)*p) || *p == '.' || *p == '-' || *p == ':'))
+        if (!(isalnum((unsigned char)*p) || *p == '.' || *p == '-' || (*p == ':' && text[0] == '[')))
             return -1;
     const char *port = colon + 1;
     if (*port == '\0' || strlen(port) > 5)
@@ -121,10 +122,10 @@ int config_parse_redis_url(const char *text, config_redis_t *out)
     memcpy(hostport, p, hplen);
     hostport[hplen] = '\0';
     config_addr_t addr;
-    if (strchr(hostport, ':') != NULL && hostport[0] != '[') {
-        if (config_parse_addr(hostport, &addr) != 0)
-            return -1;
-    } else if (hostport[0] == '[') {
+    /* the port is optional, for "[v6]" as for "host" */
+    const char *rbracket = strchr(hostport, ']');
+    bool has_port = hostport[0] == '[' ? rbracket != NULL && rbracket[1] != '\0' : strchr(hostport, ':') != NULL;
+    if (has_port) {
         if (config_parse_addr(hostport, &addr) != 0)
             return -1;
     } else {
@@ -224,7 +225,8 @@ static int read_cors(config_t *cfg, char *err, size_t errlen)
             char *o = strndup(p, len);
             if (o == NULL)
                 abort();
-            if ((strncmp(o, "http://", 7) != 0 && strncmp(o, "https://", 8) != 0) || strchr(o + 8, '/') != NULL) {
+            const char *host = strncmp(o, "https://", 8) == 0 ? o + 8 : strncmp(o, "http://", 7) == 0 ? o + 7 : NULL;
+            if (host == NULL || *host == '\0' || strchr(host, '/') != NULL) {
                 free(o);
                 return fail(err, errlen, "TENANTD_CORS_ORIGINS: each origin must be scheme://host[:port]");
             }
