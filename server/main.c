@@ -1,6 +1,7 @@
 /*
- * tenantd: the server's entry point. Loads and validates the configuration (a bad value exits 2
- * with one line naming the variable), then hands over to the HTTP server until SIGTERM/SIGINT.
+ * tenantd: the server's entry point. Loads and validates the configuration, the signing keys and
+ * the policies (a bad value exits 2 with one line naming the variable), starts the password
+ * workpool, then hands over to the HTTP server until SIGTERM/SIGINT.
  */
 #include <stdio.h>
 #include <string.h>
@@ -8,7 +9,20 @@
 #include "api/routes.h"
 #include "core/config.h"
 #include "core/log.h"
+#include "http/guard.h"
 #include "http/server.h"
+#include "infra/workpool.h"
+#include "security/password.h"
+
+/* Argon2id INTERACTIVE needs 64 MiB per hash: two threads bound that to 128 MiB. */
+#define PASSWORD_THREADS 2
+#define PASSWORD_QUEUE_MAX 256
+
+static void on_reload(http_worker_t *w)
+{
+    if (w->index == 0)
+        guard_reload_policies();
+}
 
 int main(int argc, char **argv)
 {
@@ -23,8 +37,22 @@ int main(int argc, char **argv)
         return 2;
     }
     log_set_level(cfg.log_level);
+    if (guard_init(&cfg) != 0)
+        return 2;
+    if (password_init() != 0 || workpool_start(PASSWORD_THREADS, PASSWORD_QUEUE_MAX) != 0) {
+        fprintf(stderr, "tenantd: cannot start the password workers\n");
+        return 1;
+    }
     api_init();
-    server_app_t app = {api_routes, api_route_count, NULL};
+    server_app_t app = {
+        .routes = api_routes,
+        .route_count = api_route_count,
+        .on_reload = on_reload,
+        .on_worker_start = guard_worker_start,
+        .on_worker_stop = guard_worker_stop,
+        .guard = guard_check,
+        .on_request_dispose = guard_request_dispose,
+    };
     int rc = server_run(&cfg, &app);
     config_free(&cfg);
     return rc;

@@ -19,6 +19,7 @@
 #include "http/router.h"
 
 struct http_worker;
+struct guard_principal;
 
 typedef struct http_request {
     h2o_req_t *req;
@@ -27,11 +28,13 @@ typedef struct http_request {
     int route_index; /* into the route table, or -1 */
     router_params_t params;
     const char *tenant_slug; /* for the access log once known, or NULL */
+    struct guard_principal *principal; /* the authenticated caller, set by the guard; NULL on public routes */
     bool answered;
     bool disposed; /* the client went away: answer functions become no-ops */
     /* set by a handler that waits on a callback; called once if the request is disposed first */
     void (*cancel)(struct http_request *hr);
     void *handler_data;
+    void *guard_data; /* the guard's own state (http/guard.c); handlers leave it alone */
 } http_request_t;
 
 /* Sends a JSON body (copied) with status; adds content-type application/json. */

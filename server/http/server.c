@@ -82,6 +82,8 @@ static void on_request_dispose(void *p)
         hr->cancel = NULL;
         cancel(hr);
     }
+    if (server_app->on_request_dispose != NULL)
+        server_app->on_request_dispose(hr);
     int status = hr->answered ? hr->req->res.status : 499; /* 499: the client went away first */
     double ms = elapsed_ms(&slot->started);
     metrics_observe_request(hr->route_index + 1, metrics_method_index(slot->method, slot->method_len), status, ms / 1e3);
@@ -140,7 +142,11 @@ static int on_req(h2o_handler_t *self, h2o_req_t *req)
         break;
     }
     hr->route_index = (int)index;
-    server_app->routes[index].handler(hr);
+    const router_route_t *route = &server_app->routes[index];
+    if (server_app->guard != NULL)
+        server_app->guard(hr, route, route->handler);
+    else
+        route->handler(hr);
     return 0;
 }
 
@@ -272,6 +278,9 @@ static void *worker_main(void *arg)
     w->redis = redis_client_create(w->ctx.loop, &cfg->redis, cfg->redis_timeout_ms, REDIS_ROLE_COMMAND);
     w->redis_sub = redis_client_create(w->ctx.loop, &cfg->redis, cfg->redis_timeout_ms, REDIS_ROLE_SUBSCRIBER);
     w->reload_seen = atomic_load(&server_reload_generation);
+    workpool_receiver_init(&w->workpool_rx, w->ctx.queue);
+    if (server_app->on_worker_start != NULL)
+        server_app->on_worker_start(w);
 
     w->listener = listener_socket(w, slot->listen_fd, on_accept);
     w->tls_listener = listener_socket(w, slot->tls_listen_fd, on_tls_accept);
@@ -284,6 +293,8 @@ static void *worker_main(void *arg)
 
     /* Open connections (idle keep-alives past the quiet period) die with the process; the pools
      * are closed so Postgres and Redis see a clean goodbye. */
+    if (server_app->on_worker_stop != NULL)
+        server_app->on_worker_stop(w);
     db_pool_destroy(w->db);
     redis_client_destroy(w->redis);
     redis_client_destroy(w->redis_sub);

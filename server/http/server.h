@@ -22,6 +22,7 @@
 #include "http/router.h"
 #include "infra/db.h"
 #include "infra/redis.h"
+#include "infra/workpool.h"
 
 /* One event-loop thread and everything it owns. */
 typedef struct http_worker {
@@ -32,6 +33,8 @@ typedef struct http_worker {
     db_pool_t *db;
     redis_client_t *redis;     /* commands */
     redis_client_t *redis_sub; /* pub/sub */
+    struct guard_state *guard; /* per-thread token and tenant caches (http/guard.c) */
+    workpool_receiver_t workpool_rx; /* where this loop's workpool jobs report back */
     size_t inflight;           /* requests of this worker not yet disposed */
     size_t open_conns;         /* client connections of this worker */
     h2o_timeout_entry_t tick;  /* 100 ms housekeeping: shutdown and reload flags */
@@ -45,6 +48,11 @@ typedef struct {
     const router_route_t *routes;
     size_t route_count;
     void (*on_reload)(http_worker_t *worker); /* SIGHUP, on each worker's thread; may be NULL */
+    void (*on_worker_start)(http_worker_t *worker); /* on each worker's thread before it serves; may be NULL */
+    void (*on_worker_stop)(http_worker_t *worker);  /* on each worker's thread after its loop ended; may be NULL */
+    /* runs before the route's handler: answers (401/403/503) or calls next; NULL = call the handler directly */
+    void (*guard)(http_request_t *hr, const router_route_t *route, router_handler_t next);
+    void (*on_request_dispose)(http_request_t *hr); /* releases what the guard attached; may be NULL */
 } server_app_t;
 
 /* The loaded configuration, readable from every thread once server_run has started. */

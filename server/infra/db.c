@@ -392,7 +392,7 @@ static int conn_read_results(db_conn_t *conn)
         if (st == PGRES_FATAL_ERROR || st == PGRES_PIPELINE_ABORTED || st == PGRES_BAD_RESPONSE || st == PGRES_NONFATAL_ERROR) {
             if (st != PGRES_NONFATAL_ERROR)
                 job_record_error(job, res, "statement failed");
-            if (kind == CMD_PREPARE && st != PGRES_PIPELINE_ABORTED)
+            if (kind == CMD_PREPARE) /* failed or skipped after an earlier error: not prepared */
                 conn->prepared[job->stmts[step]->_id] = 0;
         }
         if (kind == CMD_EXECUTE) {

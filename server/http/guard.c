@@ -1,0 +1,626 @@
+/*
+ * guard: the request gate (see guard.h for what it checks and in which order).
+ *
+ * Per worker thread it keeps two direct-mapped caches, touched only by that thread:
+ *   - tokens: full token text -> verified claims + grants, until the token's exp; evicted by a
+ *     revocation message naming its sid, by a tenant change, or by a policy reload;
+ *   - tenants: tenant id -> slug, name, schema, status and custom roles, for GUARD_TENANT_TTL_MS
+ *     or until a change message names it.
+ * Grants are shared between a cache entry and the requests using it through a small reference
+ * count, so evicting an entry never frees grants a request still holds.
+ * Asynchronous steps (the session check in Redis, the tenant lookup in Postgres) park the
+ * request in a guard_wait_t; if the client goes away first, the request's cancel hook detaches
+ * the pending callback.
+ */
+#include "http/guard.h"
+
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include <jansson.h>
+
+#include "core/log.h"
+#include "http/body.h"
+#include "security/session.h"
+
+#define GUARD_TOKEN_SLOTS 4096
+#define GUARD_TENANT_SLOTS 1024
+#define GUARD_TENANT_TTL_MS 30000
+#define GUARD_ACCESS_TTL_S 900
+#define GUARD_ISSUER "tenantd"
+#define GUARD_AUDIENCE "tenantd"
+
+/* ---------------------------------------------------------------- shared state */
+
+static token_keyset_t *guard_keyset;
+static _Atomic(rbac_policy_t *) guard_current_policy;
+static atomic_uint guard_policy_generation;
+static const config_t *guard_cfg;
+
+static db_stmt_t tenant_stmt = {"guard_tenant",
+                                "SELECT t.slug, t.name, t.schema_name, t.status,"
+                                " coalesce((SELECT json_agg(json_build_object('name', r.name, 'permissions', r.permissions,"
+                                " 'inherits', r.inherits)) FROM tenantd.roles r WHERE r.tenant_id = t.id), '[]')::text"
+                                " FROM tenantd.tenants t WHERE t.id = $1::uuid",
+                                1, 0};
+
+typedef struct {
+    int refs;
+    rbac_grants_t *grants;
+} grants_ref_t;
+
+typedef struct {
+    char id[64];
+    char slug[64];
+    char name[256];
+    char schema[40];
+    bool suspended;
+    bool used;
+    uint64_t loaded_at;
+    json_t *custom_json;          /* owns the strings custom[] points into */
+    rbac_custom_role_t *custom;
+    size_t ncustom;
+} tenant_entry_t;
+
+typedef struct {
+    uint64_t hash;
+    char *token;
+    size_t len;
+    token_claims_t claims;
+    grants_ref_t *grants;
+} token_entry_t;
+
+typedef struct guard_state {
+    token_entry_t tokens[GUARD_TOKEN_SLOTS];
+    tenant_entry_t tenants[GUARD_TENANT_SLOTS];
+    unsigned policy_generation;
+} guard_state_t;
+
+/* ---------------------------------------------------------------- helpers */
+
+static uint64_t fnv1a(const char *s, size_t len)
+{
+    uint64_t h = 1469598103934665603ull;
+    for (size_t i = 0; i < len; i++) {
+        h ^= (unsigned char)s[i];
+        h *= 1099511628211ull;
+    }
+    return h;
+}
+
+static void grants_release(grants_ref_t *ref)
+{
+    if (ref != NULL && --ref->refs == 0) {
+        rbac_grants_free(ref->grants);
+        free(ref);
+    }
+}
+
+static void token_entry_clear(token_entry_t *e)
+{
+    free(e->token);
+    grants_release(e->grants);
+    memset(e, 0, sizeof(*e));
+}
+
+static void tenant_entry_clear(tenant_entry_t *e)
+{
+    if (e->custom_json != NULL)
+        json_decref(e->custom_json);
+    if (e->custom != NULL) {
+        for (size_t i = 0; i < e->ncustom; i++) {
+            free((void *)e->custom[i].permissions);
+            free((void *)e->custom[i].inherits);
+        }
+        free(e->custom);
+    }
+    memset(e, 0, sizeof(*e));
+}
+
+static int64_t now_s(void)
+{
+    return (int64_t)time(NULL);
+}
+
+/* ---------------------------------------------------------------- initialisation */
+
+int guard_init(const config_t *cfg)
+{
+    char err[512];
+    guard_cfg = cfg;
+    if (token_keyset_load(cfg->jwt_keys, false, GUARD_ISSUER, GUARD_AUDIENCE, &guard_keyset, err, sizeof(err)) != 0) {
+        fprintf(stderr, "TENANTD_JWT_KEYS: %s\n", err);
+        return -1;
+    }
+    rbac_policy_t *p;
+    if (rbac_load_dir(cfg->policies_dir, &p, err, sizeof(err)) != 0) {
+        fprintf(stderr, "TENANTD_POLICIES: %s\n", err);
+        return -1;
+    }
+    atomic_store(&guard_current_policy, p);
+    db_stmt_register(&tenant_stmt);
+    return 0;
+}
+
+const token_keyset_t *guard_keys(void)
+{
+    return guard_keyset;
+}
+
+const rbac_policy_t *guard_policy(void)
+{
+    return atomic_load(&guard_current_policy);
+}
+
+void guard_reload_policies(void)
+{
+    char err[512];
+    rbac_policy_t *p;
+    if (rbac_load_dir(guard_cfg->policies_dir, &p, err, sizeof(err)) != 0) {
+        log_error(NULL, "policy reload refused, keeping the current set: %s", err);
+        return;
+    }
+    /* The old set stays allocated: requests on other threads may still use grants resolved from
+     * it. Reloads are rare and a set is small. */
+    atomic_store(&guard_current_policy, p);
+    atomic_fetch_add(&guard_policy_generation, 1);
+    log_info(NULL, "policies reloaded from %s", guard_cfg->policies_dir);
+}
+
+int guard_access_ttl(void)
+{
+    return GUARD_ACCESS_TTL_S;
+}
+
+int guard_issue_access_token(token_claims_t *claims, char *out, size_t cap)
+{
+    claims->iat = now_s();
+    claims->exp = claims->iat + GUARD_ACCESS_TTL_S;
+    claims->nbf = 0;
+    return token_sign(guard_keyset, claims, out, cap);
+}
+
+/* ---------------------------------------------------------------- caches */
+
+void guard_worker_flush(http_worker_t *w)
+{
+    guard_state_t *g = w->guard;
+    for (size_t i = 0; i < GUARD_TOKEN_SLOTS; i++)
+        if (g->tokens[i].token != NULL)
+            token_entry_clear(&g->tokens[i]);
+    for (size_t i = 0; i < GUARD_TENANT_SLOTS; i++)
+        if (g->tenants[i].used)
+            tenant_entry_clear(&g->tenants[i]);
+}
+
+static void evict_sid(guard_state_t *g, const char *sid, size_t len)
+{
+    for (size_t i = 0; i < GUARD_TOKEN_SLOTS; i++) {
+        token_entry_t *e = &g->tokens[i];
+        if (e->token != NULL && strlen(e->claims.sid) == len && memcmp(e->claims.sid, sid, len) == 0)
+            token_entry_clear(e);
+    }
+}
+
+static void evict_tenant(guard_state_t *g, const char *tid, size_t len)
+{
+    for (size_t i = 0; i < GUARD_TOKEN_SLOTS; i++) {
+        token_entry_t *e = &g->tokens[i];
+        if (e->token != NULL && strlen(e->claims.tid) == len && memcmp(e->claims.tid, tid, len) == 0)
+            token_entry_clear(e);
+    }
+    for (size_t i = 0; i < GUARD_TENANT_SLOTS; i++) {
+        tenant_entry_t *t = &g->tenants[i];
+        if (t->used && strlen(t->id) == len && memcmp(t->id, tid, len) == 0)
+            tenant_entry_clear(t);
+    }
+}
+
+static void on_pubsub_message(void *data, const char *channel, size_t channel_len, const char *msg, size_t msg_len)
+{
+    http_worker_t *w = data;
+    if (channel_len == sizeof(SESSION_REVOCATION_CHANNEL) - 1 && memcmp(channel, SESSION_REVOCATION_CHANNEL, channel_len) == 0)
+        evict_sid(w->guard, msg, msg_len);
+    else if (channel_len == sizeof(GUARD_TENANT_CHANNEL) - 1 && memcmp(channel, GUARD_TENANT_CHANNEL, channel_len) == 0)
+        evict_tenant(w->guard, msg, msg_len);
+}
+
+/* While the subscription is down, anything could have been revoked: forget it all. */
+static void on_subscriber_state(void *data, bool up)
+{
+    http_worker_t *w = data;
+    if (!up)
+        guard_worker_flush(w);
+}
+
+void guard_worker_start(http_worker_t *w)
+{
+    w->guard = calloc(1, sizeof(guard_state_t));
+    if (w->guard == NULL)
+        abort();
+    w->guard->policy_generation = atomic_load(&guard_policy_generation);
+    redis_client_on_message(w->redis_sub, on_pubsub_message, w);
+    redis_client_on_state(w->redis_sub, on_subscriber_state, w);
+    redis_subscribe(w->redis_sub, SESSION_REVOCATION_CHANNEL);
+    redis_subscribe(w->redis_sub, GUARD_TENANT_CHANNEL);
+}
+
+void guard_worker_stop(http_worker_t *w)
+{
+    if (w->guard == NULL)
+        return;
+    guard_worker_flush(w);
+    free(w->guard);
+    w->guard = NULL;
+}
+
+static void publish_reply_ignored(void *data, redisReply *reply, const char *err)
+{
+}
+
+void guard_publish_tenant_change(http_worker_t *w, const char *tenant_id)
+{
+    evict_tenant(w->guard, tenant_id, strlen(tenant_id));
+    const char *argv[3] = {"PUBLISH", GUARD_TENANT_CHANNEL, tenant_id};
+    size_t lens[3] = {7, sizeof(GUARD_TENANT_CHANNEL) - 1, strlen(tenant_id)};
+    redis_command_argv(w->redis, publish_reply_ignored, NULL, 3, argv, lens);
+}
+
+/* ---------------------------------------------------------------- the check */
+
+typedef struct {
+    http_request_t *hr;
+    const router_route_t *route;
+    router_handler_t next;
+    char *token;
+    size_t token_len;
+    token_claims_t claims;
+    grants_ref_t *grants; /* set when the token came from the cache */
+    bool via_cookie;
+    redis_cmd_t *cmd;
+    db_job_t *job;
+} guard_wait_t;
+
+static void guard_cancel(http_request_t *hr)
+{
+    guard_wait_t *gw = hr->guard_data;
+    if (gw->cmd != NULL)
+        redis_cancel(gw->cmd);
+    if (gw->job != NULL)
+        db_cancel(gw->job);
+    gw->cmd = NULL;
+    gw->job = NULL;
+}
+
+static void deny(http_request_t *hr, problem_kind_t kind, const char *detail)
+{
+    hr->cancel = NULL;
+    if (kind == PROBLEM_UNAUTHORIZED)
+        http_add_header(hr, "www-authenticate", "Bearer realm=\"tenantd\"", 22);
+    http_send_problem(hr, kind, detail);
+}
+
+static tenant_entry_t *tenant_slot(guard_state_t *g, const char *tid)
+{
+    return &g->tenants[fnv1a(tid, strlen(tid)) % GUARD_TENANT_SLOTS];
+}
+
+/* Builds the custom-role view rbac wants from the tenant's JSON array; false when malformed. */
+static bool tenant_parse_custom(tenant_entry_t *t, const char *json)
+{
+    json_error_t err;
+    t->custom_json = json_loads(json, 0, &err);
+    if (!json_is_array(t->custom_json))
+        return false;
+    t->ncustom = json_array_size(t->custom_json);
+    t->custom = calloc(t->ncustom + 1, sizeof(*t->custom));
+    for (size_t i = 0; i < t->ncustom; i++) {
+        json_t *r = json_array_get(t->custom_json, i);
+        json_t *perms = json_object_get(r, "permissions"), *inh = json_object_get(r, "inherits");
+        rbac_custom_role_t *c = &t->custom[i];
+        c->name = json_string_value(json_object_get(r, "name"));
+        c->npermissions = json_array_size(perms);
+        c->ninherits = json_array_size(inh);
+        const char **p = calloc(c->npermissions + 1, sizeof(char *)), **h = calloc(c->ninherits + 1, sizeof(char *));
+        for (size_t k = 0; k < c->npermissions; k++)
+            p[k] = json_string_value(json_array_get(perms, k));
+        for (size_t k = 0; k < c->ninherits; k++)
+            h[k] = json_string_value(json_array_get(inh, k));
+        c->permissions = p;
+        c->inherits = h;
+        if (c->name == NULL)
+            return false;
+    }
+    return true;
+}
+
+/* Final step: tenant known, grants known; check tenant state, x-tenant and the permission. */
+static void guard_finish(guard_wait_t *gw, tenant_entry_t *t)
+{
+    http_request_t *hr = gw->hr;
+    hr->cancel = NULL;
+    guard_state_t *g = hr->worker->guard;
+    if (t->suspended) {
+        deny(hr, PROBLEM_FORBIDDEN, "this tenant is suspended");
+        return;
+    }
+    h2o_iovec_t named = body_header(hr, "x-tenant");
+    if (named.len > 0 && !(named.len == strlen(t->slug) && memcmp(named.base, t->slug, named.len) == 0)) {
+        deny(hr, PROBLEM_FORBIDDEN, "the x-tenant header names another tenant than the token");
+        return;
+    }
+    grants_ref_t *ref = gw->grants;
+    if (ref == NULL) {
+        const char *roles[TOKEN_MAX_ROLES];
+        for (int i = 0; i < gw->claims.nroles; i++)
+            roles[i] = gw->claims.roles[i];
+        ref = calloc(1, sizeof(*ref));
+        ref->grants = rbac_resolve(guard_policy(), roles, (size_t)gw->claims.nroles, t->custom, t->ncustom);
+        ref->refs = 1;
+        if (ref->grants == NULL) {
+            free(ref);
+            deny(hr, PROBLEM_INTERNAL, NULL);
+            return;
+        }
+        /* remember the verified token */
+        uint64_t h = fnv1a(gw->token, gw->token_len);
+        token_entry_t *e = &g->tokens[h % GUARD_TOKEN_SLOTS];
+        if (e->token != NULL)
+            token_entry_clear(e);
+        e->hash = h;
+        e->token = malloc(gw->token_len);
+        memcpy(e->token, gw->token, gw->token_len);
+        e->len = gw->token_len;
+        e->claims = gw->claims;
+        e->grants = ref;
+        ref->refs++; /* the cache's reference; the request takes the first */
+    } else {
+        ref->refs++;
+    }
+
+    guard_principal_t *p = h2o_mem_alloc_pool(&hr->req->pool, sizeof(*p));
+    memset(p, 0, sizeof(*p));
+    p->claims = gw->claims;
+    snprintf(p->tenant_slug, sizeof(p->tenant_slug), "%s", t->slug);
+    snprintf(p->tenant_name, sizeof(p->tenant_name), "%s", t->name);
+    snprintf(p->tenant_schema, sizeof(p->tenant_schema), "%s", t->schema);
+    p->grants = ref->grants;
+    p->via_cookie = gw->via_cookie;
+    hr->principal = p;
+    hr->guard_data = ref; /* released in guard_request_dispose */
+    hr->tenant_slug = p->tenant_slug;
+
+    const char *perm = gw->route->permission;
+    if (strcmp(perm, GUARD_AUTHENTICATED) == 0) {
+        p->decision = RBAC_ALLOW;
+    } else {
+        char resource[64], action[64];
+        const char *colon = strchr(perm, ':');
+        size_t rlen = colon != NULL ? (size_t)(colon - perm) : strlen(perm);
+        if (colon == NULL || rlen >= sizeof(resource) || strlen(colon + 1) >= sizeof(action)) {
+            deny(hr, PROBLEM_INTERNAL, NULL);
+            return;
+        }
+        memcpy(resource, perm, rlen);
+        resource[rlen] = '\0';
+        strcpy(action, colon + 1);
+        p->decision = rbac_check(p->grants, resource, action);
+        if (p->decision == RBAC_DENY) {
+            deny(hr, PROBLEM_FORBIDDEN, "your roles do not allow this");
+            return;
+        }
+    }
+    gw->next(hr);
+}
+
+static void on_tenant_loaded(void *data, const db_result_t *res)
+{
+    guard_wait_t *gw = data;
+    gw->job = NULL;
+    http_request_t *hr = gw->hr;
+    if (res->status == DB_TIMEOUT || res->status == DB_UNAVAILABLE || res->status == DB_REJECTED) {
+        hr->cancel = NULL;
+        http_send_problem_retry(hr, PROBLEM_UNAVAILABLE, "the database is unavailable", 1);
+        return;
+    }
+    PGresult *r = res->results[0];
+    if (res->status != DB_OK || r == NULL || PQntuples(r) != 1) {
+        deny(hr, PROBLEM_UNAUTHORIZED, "the token's tenant does not exist");
+        return;
+    }
+    guard_state_t *g = hr->worker->guard;
+    tenant_entry_t *t = tenant_slot(g, gw->claims.tid);
+    if (t->used)
+        tenant_entry_clear(t);
+    snprintf(t->id, sizeof(t->id), "%s", gw->claims.tid);
+    snprintf(t->slug, sizeof(t->slug), "%s", PQgetvalue(r, 0, 0));
+    snprintf(t->name, sizeof(t->name), "%s", PQgetvalue(r, 0, 1));
+    snprintf(t->schema, sizeof(t->schema), "%s", PQgetvalue(r, 0, 2));
+    t->suspended = strcmp(PQgetvalue(r, 0, 3), "active") != 0;
+    t->used = true;
+    t->loaded_at = h2o_now(hr->worker->ctx.loop);
+    if (!tenant_parse_custom(t, PQgetvalue(r, 0, 4))) {
+        tenant_entry_clear(t);
+        deny(hr, PROBLEM_INTERNAL, NULL);
+        return;
+    }
+    guard_finish(gw, t);
+}
+
+/* The token is verified (and its session alive); find its tenant. */
+static void guard_with_tenant(guard_wait_t *gw)
+{
+    http_request_t *hr = gw->hr;
+    http_worker_t *w = hr->worker;
+    tenant_entry_t *t = tenant_slot(w->guard, gw->claims.tid);
+    if (t->used && strcmp(t->id, gw->claims.tid) == 0 && h2o_now(w->ctx.loop) - t->loaded_at < GUARD_TENANT_TTL_MS) {
+        guard_finish(gw, t);
+        return;
+    }
+    /* Going asynchronous: the cached grants may be evicted meanwhile, so resolve afresh later. */
+    gw->grants = NULL;
+    hr->cancel = guard_cancel;
+    const char *params[1] = {gw->claims.tid};
+    db_status_t st;
+    gw->job = db_query(w->db, &tenant_stmt, params, on_tenant_loaded, gw, &st);
+    if (gw->job == NULL) {
+        hr->cancel = NULL;
+        http_send_problem_retry(hr, PROBLEM_UNAVAILABLE, "the database is unavailable", 1);
+    }
+}
+
+static void on_session_checked(void *data, redisReply *reply, const char *err)
+{
+    guard_wait_t *gw = data;
+    gw->cmd = NULL;
+    http_request_t *hr = gw->hr;
+    if (reply == NULL || reply->type != REDIS_REPLY_INTEGER) {
+        hr->cancel = NULL;
+        http_send_problem_retry(hr, PROBLEM_UNAVAILABLE, "the session store is unavailable", 1);
+        return;
+    }
+    if (reply->integer != 1) {
+        deny(hr, PROBLEM_UNAUTHORIZED, "the session has ended");
+        return;
+    }
+    guard_with_tenant(gw);
+}
+
+/* Reads one cookie's value from the Cookie header(s); false when absent. */
+static bool find_cookie(h2o_req_t *req, const char *name, h2o_iovec_t *out)
+{
+    size_t nlen = strlen(name);
+    for (ssize_t i = -1; (i = h2o_find_header(&req->headers, H2O_TOKEN_COOKIE, i)) != -1;) {
+        h2o_iovec_t v = req->headers.entries[i].value;
+        const char *p = v.base, *end = v.base + v.len;
+        while (p < end) {
+            while (p < end && (*p == ' ' || *p == ';'))
+                p++;
+            const char *semi = memchr(p, ';', (size_t)(end - p));
+            const char *stop = semi != NULL ? semi : end;
+            if ((size_t)(stop - p) > nlen && memcmp(p, name, nlen) == 0 && p[nlen] == '=') {
+                *out = h2o_iovec_init(p + nlen + 1, (size_t)(stop - p - nlen - 1));
+                return true;
+            }
+            p = stop;
+        }
+    }
+    return false;
+}
+
+static bool method_is_safe(h2o_req_t *req)
+{
+    return h2o_memis(req->method.base, req->method.len, H2O_STRLIT("GET")) ||
+           h2o_memis(req->method.base, req->method.len, H2O_STRLIT("HEAD")) ||
+           h2o_memis(req->method.base, req->method.len, H2O_STRLIT("OPTIONS"));
+}
+
+/* True when origin is one of TENANTD_CORS_ORIGINS. */
+static bool origin_allowed(h2o_iovec_t origin)
+{
+    for (size_t i = 0; i < guard_cfg->cors_origins_count; i++)
+        if (strlen(guard_cfg->cors_origins[i]) == origin.len && memcmp(guard_cfg->cors_origins[i], origin.base, origin.len) == 0)
+            return true;
+    return false;
+}
+
+void guard_check(http_request_t *hr, const router_route_t *route, router_handler_t next)
+{
+    if (strcmp(route->permission, ROUTER_PUBLIC) == 0) {
+        next(hr);
+        return;
+    }
+    http_worker_t *w = hr->worker;
+    guard_state_t *g = w->guard;
+    if (g->policy_generation != atomic_load(&guard_policy_generation)) {
+        guard_worker_flush(w);
+        g->policy_generation = atomic_load(&guard_policy_generation);
+    }
+
+    h2o_iovec_t cred = {NULL, 0};
+    bool via_cookie = false;
+    h2o_iovec_t auth = body_header(hr, "authorization");
+    if (auth.len > 0) {
+        if (auth.len <= 7 || strncasecmp(auth.base, "Bearer ", 7) != 0) {
+            deny(hr, PROBLEM_UNAUTHORIZED, "use Authorization: Bearer <token>");
+            return;
+        }
+        cred = h2o_iovec_init(auth.base + 7, auth.len - 7);
+    } else if (find_cookie(hr->req, "__Host-access", &cred)) {
+        via_cookie = true;
+        if (!method_is_safe(hr->req)) {
+            h2o_iovec_t csrf_cookie, csrf_header = body_header(hr, "x-csrf-token");
+            if (!find_cookie(hr->req, "__Host-csrf", &csrf_cookie) || csrf_cookie.len == 0 || csrf_header.len != csrf_cookie.len ||
+                memcmp(csrf_header.base, csrf_cookie.base, csrf_cookie.len) != 0) {
+                deny(hr, PROBLEM_FORBIDDEN, "a cookie-authenticated change needs the x-csrf-token header");
+                return;
+            }
+            h2o_iovec_t origin = body_header(hr, "origin");
+            if (origin.len > 0 && !origin_allowed(origin)) {
+                deny(hr, PROBLEM_FORBIDDEN, "this Origin may not use cookie authentication");
+                return;
+            }
+        }
+    } else {
+        deny(hr, PROBLEM_UNAUTHORIZED, "authentication required");
+        return;
+    }
+    if (cred.len == 0 || cred.len > TOKEN_MAX_LEN) {
+        deny(hr, PROBLEM_UNAUTHORIZED, "malformed credentials");
+        return;
+    }
+    if (!redis_client_is_up(w->redis_sub)) {
+        http_send_problem_retry(hr, PROBLEM_UNAVAILABLE, "revocations cannot be checked right now", 1);
+        return;
+    }
+
+    guard_wait_t *gw = h2o_mem_alloc_pool(&hr->req->pool, sizeof(*gw));
+    memset(gw, 0, sizeof(*gw));
+    gw->hr = hr;
+    gw->route = route;
+    gw->next = next;
+    gw->via_cookie = via_cookie;
+    gw->token = cred.base;
+    gw->token_len = cred.len;
+    hr->guard_data = gw;
+
+    int64_t now = now_s();
+    uint64_t h = fnv1a(cred.base, cred.len);
+    token_entry_t *e = &g->tokens[h % GUARD_TOKEN_SLOTS];
+    if (e->token != NULL && e->hash == h && e->len == cred.len && memcmp(e->token, cred.base, cred.len) == 0) {
+        if (e->claims.exp > now) {
+            gw->claims = e->claims;
+            gw->grants = e->grants;
+            guard_with_tenant(gw);
+            return;
+        }
+        token_entry_clear(e);
+    }
+
+    token_status_t st = token_verify(guard_keyset, cred.base, cred.len, now, &gw->claims);
+    if (st != TOKEN_OK) {
+        char detail[96];
+        snprintf(detail, sizeof(detail), "invalid token: %s", token_status_name(st));
+        deny(hr, PROBLEM_UNAUTHORIZED, detail);
+        return;
+    }
+    hr->cancel = guard_cancel;
+    gw->cmd = session_exists(w->redis, gw->claims.sid, on_session_checked, gw);
+    if (gw->cmd == NULL) {
+        hr->cancel = NULL;
+        http_send_problem_retry(hr, PROBLEM_UNAVAILABLE, "the session store is unavailable", 1);
+    }
+}
+
+void guard_request_dispose(http_request_t *hr)
+{
+    if (hr->principal != NULL && hr->guard_data != NULL) {
+        /* guard_finish left the request's grants reference in guard_data */
+        grants_ref_t *ref = hr->guard_data;
+        hr->guard_data = NULL;
+        grants_release(ref);
+    }
+}
