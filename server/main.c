@@ -6,6 +6,8 @@
 #include <stdio.h>
 #include <string.h>
 
+#include <jansson.h>
+
 #include "api/routes.h"
 #include "core/config.h"
 #include "core/log.h"
@@ -24,11 +26,32 @@ static void on_reload(http_worker_t *w)
         guard_reload_policies();
 }
 
+/* Prints the route table as JSON, for the route x role matrix test and the OpenAPI check. */
+static void print_routes(void)
+{
+    json_t *routes = json_array();
+    for (size_t i = 0; i < api_route_count; i++)
+        json_array_append_new(routes, json_pack("{s:s, s:s, s:s}", "method", api_routes[i].method, "pattern", api_routes[i].pattern,
+                                                "permission", api_routes[i].permission));
+    json_dumpf(routes, stdout, JSON_INDENT(2));
+    putchar('\n');
+    json_decref(routes);
+}
+
 int main(int argc, char **argv)
 {
     if (argc > 1 && (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0)) {
-        puts("usage: tenantd\nConfigured entirely from the environment; see README.md (Configuration).");
+        puts("usage: tenantd [--routes]\nConfigured entirely from the environment; see README.md (Configuration).\n"
+             "--routes  print the route table (method, pattern, permission) as JSON and exit");
         return 0;
+    }
+    if (argc > 1 && strcmp(argv[1], "--routes") == 0) {
+        print_routes();
+        return 0;
+    }
+    if (argc > 1) {
+        fprintf(stderr, "tenantd: unknown argument %s (see --help)\n", argv[1]);
+        return 2;
     }
     config_t cfg;
     char err[512];
