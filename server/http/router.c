@@ -72,8 +72,15 @@ static bool method_is(const char *m, const char *method, size_t len)
 
 static void allow_add(char *allow, size_t cap, const char *m)
 {
-    if (strstr(allow, m) != NULL)
-        return;
+    /* skip a method already listed: compare whole entries, not substrings ("GET" in "GETALL") */
+    size_t mlen = strlen(m);
+    for (const char *e = allow; *e != '\0';) {
+        size_t elen = strcspn(e, ",");
+        if (elen == mlen && memcmp(e, m, mlen) == 0)
+            return;
+        e += elen;
+        e += strspn(e, ", ");
+    }
     size_t used = strlen(allow);
     snprintf(allow + used, cap - used, "%s%s", used ? ", " : "", m);
 }
