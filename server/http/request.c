@@ -70,7 +70,8 @@ size_t http_render_problem(char *buf, size_t cap, problem_kind_t kind, int statu
         return 0;
     pos = (size_t)n;
     const char *d = detail != NULL ? detail : problem_title(kind);
-    log_json_escape(buf, cap - 64 - strlen(request_id), &pos, d, strlen(d));
+    size_t reserve = 64 + strlen(request_id); /* room for the closing members */
+    log_json_escape(buf, cap > reserve ? cap - reserve : 0, &pos, d, strlen(d));
     n = snprintf(buf + pos, cap - pos, "\",\"request_id\":\"%s\"}", request_id);
     if (n < 0 || (size_t)n >= cap - pos)
         return 0;
