@@ -360,7 +360,10 @@ static void signup_pw_done(workpool_job_t *job)
             const char *t[2] = {f->slug, f->name};
             const char *m[2] = {f->slug, f->email};
             const char *a[6] = {f->slug, owner, "auth.signup", role_target, f->ip, f->hr->request_id};
-            db_step_t steps[4] = {{&signup_user_stmt, u}, {&signup_tenant_stmt, t}, {&signup_member_stmt, m}, {&audit_by_slug_stmt, a}};
+            db_step_t steps[4] = {{.stmt = &signup_user_stmt, .params = u},
+                                  {.stmt = &signup_tenant_stmt, .params = t},
+                                  {.stmt = &signup_member_stmt, .params = m},
+                                  {.stmt = &audit_by_slug_stmt, .params = a}};
             db_status_t st;
             f->job = db_submit(w->db, steps, 4, on_signup_committed, f, &st);
             if (f->job == NULL)

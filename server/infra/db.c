@@ -65,7 +65,9 @@ struct db_job {
     void *data;
     h2o_timeout_entry_t deadline;
     int nsteps;
-    const db_stmt_t *stmts[DB_MAX_STEPS];
+    const db_stmt_t *stmts[DB_MAX_STEPS]; /* NULL for an ad-hoc step */
+    char *sql[DB_MAX_STEPS];               /* ad-hoc SQL (copies) */
+    int nparams[DB_MAX_STEPS];
     char **params[DB_MAX_STEPS]; /* copies */
     /* result collection */
     int cmd_index;     /* which expected command we are reading (0-based over cmds) */
@@ -129,10 +131,11 @@ static void job_free(db_job_t *job)
 {
     for (int i = 0; i < job->nsteps; i++) {
         if (job->params[i] != NULL) {
-            for (int p = 0; p < job->stmts[i]->nparams; p++)
+            for (int p = 0; p < job->nparams[i]; p++)
                 free(job->params[i][p]);
             free(job->params[i]);
         }
+        free(job->sql[i]);
         if (job->result.results[i] != NULL)
             PQclear(job->result.results[i]);
     }
@@ -385,6 +388,11 @@ static int conn_read_results(db_conn_t *conn)
                 return -1; /* protocol confusion: drop the connection */
             db_status_t status = job->message[0] != '\0' ? DB_SQL_ERROR : DB_OK;
             job_finish(job, status, NULL);
+            /* A job must never leave a transaction open on a pooled connection (e.g. a BEGIN without
+             * COMMIT): that would carry one tenant's role into the next job. Drop the connection. */
+            PGTransactionStatusType ts = PQtransactionStatus(conn->pg);
+            if (ts == PQTRANS_INTRANS || ts == PQTRANS_INERROR)
+                return -1;
             continue;
         }
         job->cmd_got_result = 1;
@@ -392,7 +400,7 @@ static int conn_read_results(db_conn_t *conn)
         if (st == PGRES_FATAL_ERROR || st == PGRES_PIPELINE_ABORTED || st == PGRES_BAD_RESPONSE || st == PGRES_NONFATAL_ERROR) {
             if (st != PGRES_NONFATAL_ERROR)
                 job_record_error(job, res, "statement failed");
-            if (kind == CMD_PREPARE) /* failed or skipped after an earlier error: not prepared */
+            if (kind == CMD_PREPARE && job->stmts[step] != NULL) /* failed or skipped after an earlier error: not prepared */
                 conn->prepared[job->stmts[step]->_id] = 0;
         }
         if (kind == CMD_EXECUTE) {
@@ -460,6 +468,13 @@ static int conn_send_job(db_conn_t *conn, db_job_t *job)
     job->ncmds = 0;
     for (int i = 0; i < job->nsteps; i++) {
         const db_stmt_t *stmt = job->stmts[i];
+        if (stmt == NULL) {
+            if (PQsendQueryParams(conn->pg, job->sql[i], job->nparams[i], NULL, (const char *const *)job->params[i], NULL, NULL, 0) != 1)
+                return -1;
+            job->cmd_step[job->ncmds] = i;
+            job->cmds[job->ncmds++] = CMD_EXECUTE;
+            continue;
+        }
         if (!conn->prepared[stmt->_id]) {
             if (PQsendPrepare(conn->pg, stmt->name, stmt->sql, stmt->nparams, NULL) != 1)
                 return -1;
@@ -629,14 +644,17 @@ db_job_t *db_submit(db_pool_t *pool, const db_step_t *steps, int nsteps, db_call
     job->nsteps = nsteps;
     for (int i = 0; i < nsteps; i++) {
         const db_stmt_t *stmt = steps[i].stmt;
-        if (stmt->_id == 0 || stmt->nparams > DB_MAX_PARAMS) {
+        if (stmt != NULL && (stmt->_id == 0 || stmt->nparams > DB_MAX_PARAMS)) {
             log_error(NULL, "db: statement %s used without registration", stmt->name);
             abort();
         }
         job->stmts[i] = stmt;
-        if (stmt->nparams > 0) {
-            job->params[i] = calloc((size_t)stmt->nparams, sizeof(char *));
-            for (int p = 0; p < stmt->nparams; p++)
+        job->nparams[i] = stmt != NULL ? stmt->nparams : steps[i].nparams;
+        if (stmt == NULL)
+            job->sql[i] = strdup(steps[i].sql);
+        if (job->nparams[i] > 0) {
+            job->params[i] = calloc((size_t)job->nparams[i], sizeof(char *));
+            for (int p = 0; p < job->nparams[i]; p++)
                 if (steps[i].params[p] != NULL)
                     job->params[i][p] = strdup(steps[i].params[p]);
         }
@@ -651,10 +669,26 @@ db_job_t *db_submit(db_pool_t *pool, const db_step_t *steps, int nsteps, db_call
     return job;
 }
 
+char *db_escape_identifier(db_pool_t *pool, const char *name)
+{
+    for (int i = 0; i < pool->opts.connections; i++) {
+        db_conn_t *c = &pool->conns[i];
+        if (c->state == CONN_READY) {
+            char *q = PQescapeIdentifier(c->pg, name, strlen(name));
+            if (q == NULL)
+                return NULL;
+            char *copy = strdup(q);
+            PQfreemem(q);
+            return copy;
+        }
+    }
+    return NULL;
+}
+
 db_job_t *db_query(db_pool_t *pool, const db_stmt_t *stmt, const char *const *params, db_callback_t cb, void *data,
                    db_status_t *status)
 {
-    db_step_t step = {stmt, params};
+    db_step_t step = {stmt, params, NULL, 0};
     return db_submit(pool, &step, 1, cb, data, status);
 }
 

@@ -76,10 +76,16 @@ bool db_pool_is_up(const db_pool_t *pool);
 /* Jobs submitted and not yet finished (queued or in flight). */
 size_t db_pool_pending(const db_pool_t *pool);
 
-/* One step of a job: stmt with nparams text parameters (NULL = SQL NULL); values are copied. */
+/*
+ * One step of a job: a registered stmt, or (stmt NULL) ad-hoc sql with nparams parameters sent
+ * unnamed (parse + bind + execute in the same pipeline write). Parameters are text (NULL = SQL
+ * NULL); sql and values are copied.
+ */
 typedef struct {
     const db_stmt_t *stmt;
     const char *const *params;
+    const char *sql;
+    int nparams;
 } db_step_t;
 
 /*
@@ -94,6 +100,9 @@ db_job_t *db_query(db_pool_t *pool, const db_stmt_t *stmt, const char *const *pa
 
 /* Detaches the callback of a job that has not completed; the job finishes silently. */
 void db_cancel(db_job_t *job);
+
+/* Quotes name as an SQL identifier with libpq's PQescapeIdentifier on a ready connection; malloc'd, NULL when none is ready. */
+char *db_escape_identifier(db_pool_t *pool, const char *name);
 
 /* Human name of a status. */
 const char *db_status_name(db_status_t status);
