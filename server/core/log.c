@@ -12,6 +12,11 @@
 #include <unistd.h>
 
 #define LOG_LINE_MAX 4096
+/* Free text (msg, path) stops this far before the end of the line, short values (request id,
+ * method, tenant) half as far, so the keys, numbers and closing characters written after them
+ * always fit and a truncated line is still one JSON object. */
+#define LOG_TEXT_LIMIT (LOG_LINE_MAX - 512)
+#define LOG_VALUE_LIMIT (LOG_LINE_MAX - 256)
 
 static atomic_int log_min_level = CONFIG_LOG_INFO;
 static const char *const level_names[] = {"debug", "info", "warn", "error"};
@@ -72,12 +77,12 @@ static void begin_line(char *buf, size_t *pos, config_log_level_t level)
                             ts.tv_nsec / 1000000, level_names[level]);
 }
 
-static void field_str(char *buf, size_t *pos, const char *name, const char *value, size_t len)
+static void field_str(char *buf, size_t *pos, const char *name, const char *value, size_t len, size_t limit)
 {
     append(buf, pos, ",\"");
     append(buf, pos, name);
     append(buf, pos, "\":\"");
-    log_json_escape(buf, LOG_LINE_MAX - 8, pos, value, len);
+    log_json_escape(buf, limit, pos, value, len);
     append(buf, pos, "\"");
 }
 
@@ -104,9 +109,9 @@ void log_msg(config_log_level_t level, const char *request_id, const char *fmt, 
         n = sizeof(msg) - 1;
     size_t pos;
     begin_line(buf, &pos, level);
-    field_str(buf, &pos, "msg", msg, (size_t)n);
+    field_str(buf, &pos, "msg", msg, (size_t)n, LOG_TEXT_LIMIT);
     if (request_id != NULL)
-        field_str(buf, &pos, "request_id", request_id, strlen(request_id));
+        field_str(buf, &pos, "request_id", request_id, strlen(request_id), LOG_VALUE_LIMIT);
     end_line(buf, pos);
 }
 
@@ -118,16 +123,16 @@ void log_access(const char *request_id, const char *method, size_t method_len, c
     char buf[LOG_LINE_MAX], num[96];
     size_t pos;
     begin_line(buf, &pos, CONFIG_LOG_INFO);
-    field_str(buf, &pos, "msg", "access", 6);
-    field_str(buf, &pos, "request_id", request_id, strlen(request_id));
-    field_str(buf, &pos, "method", method, method_len);
+    field_str(buf, &pos, "msg", "access", 6, LOG_VALUE_LIMIT);
+    field_str(buf, &pos, "request_id", request_id, strlen(request_id), LOG_VALUE_LIMIT);
+    field_str(buf, &pos, "method", method, method_len, LOG_VALUE_LIMIT);
     if (path_len > 1024)
         path_len = 1024;
-    field_str(buf, &pos, "path", path, path_len);
+    field_str(buf, &pos, "path", path, path_len, LOG_TEXT_LIMIT);
     snprintf(num, sizeof(num), ",\"status\":%d,\"duration_ms\":%.3f,\"http\":\"%d.%d\"", status, duration_ms,
              http_version >> 8, http_version & 0xff);
     append(buf, &pos, num);
     if (tenant != NULL)
-        field_str(buf, &pos, "tenant", tenant, strlen(tenant));
+        field_str(buf, &pos, "tenant", tenant, strlen(tenant), LOG_VALUE_LIMIT);
     end_line(buf, pos);
 }
