@@ -1,7 +1,7 @@
 /*
  * tenantctl: the operator CLI of tenantd (CONTRACT.md §10) — migrations, the tenant lifecycle,
  * fixtures and the schema snapshot. This file only dispatches the command words to the modules
- * (migrate, tenants, dataio, seed, schemadump) and maps "no such command" to exit code 2.
+ * (migrate, tenants, dataio, users, seed, schemadump) and maps "no such command" to exit code 2.
  * Configuration comes from the environment (config_load); the database work is done as the
  * schema owner (DATABASE_OWNER_URL).
  */
@@ -13,6 +13,7 @@
 #include "cli/schemadump.h"
 #include "cli/seed.h"
 #include "cli/tenants.h"
+#include "cli/users.h"
 
 static const char USAGE[] =
     "usage: tenantctl COMMAND [ARGS] [--help]\n"
@@ -24,6 +25,7 @@ static const char USAGE[] =
     "  tenant create SLUG --name NAME [--owner-email E]\n"
     "  tenant list | suspend SLUG | resume SLUG | drop SLUG [--yes]\n"
     "  tenant export SLUG [--out FILE] | tenant import FILE [--slug SLUG]\n"
+    "  user create --email E --tenant SLUG --role R    add a user to a tenant (password from stdin)\n"
     "  seed [DIR]                                      load fixtures (default: fixtures/)\n"
     "  schema dump [--out DIR]                         write schema/control.sql and schema/tenant.sql\n"
     "\n"
@@ -55,6 +57,8 @@ static command_fn resolve(int argc, char **argv, int *consumed)
         return tenants_cmd;
     if (strcmp(a, "seed") == 0)
         return seed_cmd;
+    if (strcmp(a, "user") == 0)
+        return users_cmd;
     *consumed = 2;
     if (strcmp(a, "migration") == 0 && strcmp(b, "new") == 0)
         return migrate_new_cmd;

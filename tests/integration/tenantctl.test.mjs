@@ -192,7 +192,7 @@ describe('tenantctl usage', () => {
     const db = new Db('postgres');
     const commands = [['migrate'], ['status'], ['migration', 'new'], ['tenant'], ['tenant', 'create'], ['tenant', 'list'],
       ['tenant', 'suspend'], ['tenant', 'resume'], ['tenant', 'drop'], ['tenant', 'export'], ['tenant', 'import'],
-      ['seed'], ['schema', 'dump']];
+      ['seed'], ['schema', 'dump'], ['user', 'create']];
     for (const c of commands) {
       const r = db.ctl([...c, '--help']);
       assert.equal(r.status, 0, `${c.join(' ')} --help: ${describeRun(r)}`);
@@ -398,6 +398,27 @@ describe('tenantctl on a fresh database', () => {
     const r = db.ctl(['seed', badDir]);
     assert.equal(r.status, 1, describeRun(r));
     assert.match(r.stderr, /slug/);
+  });
+
+  test('user create reads the password from stdin, hashes it and sets the membership roles', () => {
+    const r = db.ok(['user', 'create', '--email', 'Ops@Globex.test', '--tenant', 'globex', '--role', 'admin,member'],
+      { input: 'correct horse battery staple\n' });
+    assert.match(r.stdout, /ops@globex\.test/);
+    assert.ok(!r.stdout.includes('staple') && !r.stderr.includes('staple'), 'the password is never printed');
+    const [[roles, hash]] = db.q(`SELECT m.roles, u.password_hash FROM tenantd.users u JOIN tenantd.memberships m ON m.user_id = u.id
+      JOIN tenantd.tenants t ON t.id = m.tenant_id WHERE u.email = 'ops@globex.test' AND t.slug = 'globex'`);
+    assert.equal(roles, '{admin,member}');
+    assert.match(hash, /^\$argon2id\$/);
+    for (const [args, input, status] of [
+      [['--email', 'x@globex.test', '--tenant', 'globex', '--role', 'member'], '', 2],
+      [['--email', 'x@globex.test', '--tenant', 'globex', '--role', 'member'], `${'p'.repeat(4097)}\n`, 2],
+      [['--email', 'not-an-email', '--tenant', 'globex', '--role', 'member'], 'pw\n', 2],
+      [['--email', 'x@globex.test', '--tenant', 'globex', '--role', 'Admin'], 'pw\n', 2],
+      [['--email', 'x@globex.test', '--tenant', 'no-such', '--role', 'member'], 'pw\n', 1]]) {
+      const bad = db.ctl(['user', 'create', ...args], { input });
+      assert.equal(bad.status, status, describeRun(bad));
+    }
+    assert.equal(db.v("SELECT count(*) FROM tenantd.users WHERE email = 'x@globex.test'"), '0');
   });
 
   test('the committed schema/*.sql equals a fresh schema dump (drift check)', () => {
