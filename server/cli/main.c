@@ -1,7 +1,7 @@
 /*
  * tenantctl: the operator CLI of tenantd (CONTRACT.md §10) — migrations, the tenant lifecycle,
  * fixtures and the schema snapshot. This file only dispatches the command words to the modules
- * (migrate, tenants, dataio, users, seed, schemadump) and maps "no such command" to exit code 2.
+ * (migrate, tenants, dataio, users, seed, schemadump, policy) and maps "no such command" to exit code 2.
  * Configuration comes from the environment (config_load); the database work is done as the
  * schema owner (DATABASE_OWNER_URL).
  */
@@ -10,6 +10,7 @@
 
 #include "cli/cli.h"
 #include "cli/migrate.h"
+#include "cli/policy.h"
 #include "cli/schemadump.h"
 #include "cli/seed.h"
 #include "cli/tenants.h"
@@ -27,6 +28,7 @@ static const char USAGE[] =
     "  tenant export SLUG [--out FILE] | tenant import FILE [--slug SLUG]\n"
     "  user create --email E --tenant SLUG --role R    add a user to a tenant (password from stdin)\n"
     "  seed [DIR]                                      load fixtures (default: fixtures/)\n"
+    "  policy check [DIR] | policy test [DIR]          validate policies / run policy test cases\n"
     "  schema dump [--out DIR]                         write schema/control.sql and schema/tenant.sql\n"
     "\n"
     "Environment: DATABASE_OWNER_URL (the schema owner; defaults to DATABASE_URL), DATABASE_URL\n"
@@ -73,6 +75,9 @@ int main(int argc, char **argv)
         fputs(USAGE, argc < 2 ? stderr : stdout);
         return argc < 2 ? CLI_USAGE : CLI_OK;
     }
+    /* Commands that need neither configuration nor a database. */
+    if (strcmp(argv[1], "policy") == 0)
+        return policy_command(argc - 2, argv + 2);
     int consumed;
     command_fn fn = resolve(argc, argv, &consumed);
     if (fn == NULL) {

@@ -209,7 +209,11 @@ static int apply_one(PGconn *c, const migrate_file_t *m, const char *schema, boo
         char msg[1024];
         rc = cli_run_script(c, script, msg, sizeof(msg));
         if (rc != 0) {
-            snprintf(err, errlen, "%s: %s", m->meta.file, msg);
+            /* Messages are cut at the buffer size; the file name always comes first. */
+            size_t used = (size_t)snprintf(err, errlen, "%s: ", m->meta.file);
+            if (used < errlen)
+                memccpy(err + used, msg, '\0', errlen - used);
+            err[errlen - 1] = '\0';
             if (PQtransactionStatus(c) != PQTRANS_IDLE) {
                 PGresult *r = PQexec(c, "ROLLBACK");
                 PQclear(r);
