@@ -1,7 +1,7 @@
 /*
  * tenantctl: the operator CLI of tenantd (CONTRACT.md §10) — migrations, the tenant lifecycle,
  * fixtures and the schema snapshot. This file only dispatches the command words to the modules
- * (migrate, tenants, dataio, users, seed, schemadump, policy) and maps "no such command" to exit code 2.
+ * (migrate, tenants, dataio, users, seed, schemadump, policy, keys) and maps "no such command" to exit code 2.
  * Configuration comes from the environment (config_load); the database work is done as the
  * schema owner (DATABASE_OWNER_URL).
  */
@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "cli/cli.h"
+#include "cli/keys.h"
 #include "cli/migrate.h"
 #include "cli/policy.h"
 #include "cli/schemadump.h"
@@ -29,6 +30,7 @@ static const char USAGE[] =
     "  user create --email E --tenant SLUG --role R    add a user to a tenant (password from stdin)\n"
     "  seed [DIR]                                      load fixtures (default: fixtures/)\n"
     "  policy check [DIR] | policy test [DIR]          validate policies / run policy test cases\n"
+    "  keys generate | keys rotate                     manage the JWT signing key set\n"
     "  schema dump [--out DIR]                         write schema/control.sql and schema/tenant.sql\n"
     "\n"
     "Environment: DATABASE_OWNER_URL (the schema owner; defaults to DATABASE_URL), DATABASE_URL\n"
@@ -78,6 +80,8 @@ int main(int argc, char **argv)
     /* Commands that need neither configuration nor a database. */
     if (strcmp(argv[1], "policy") == 0)
         return policy_command(argc - 2, argv + 2);
+    if (strcmp(argv[1], "keys") == 0)
+        return keys_command(argc - 2, argv + 2);
     int consumed;
     command_fn fn = resolve(argc, argv, &consumed);
     if (fn == NULL) {
