@@ -13,6 +13,7 @@ let td;
 
 before(async () => {
   td = await startTenantd();
+  await td.waitReady();
 });
 
 after(async () => {

@@ -16,11 +16,6 @@ const SETTLE_MS = 1500;                            // after an outage starts, be
 const RECOVERY_MS = 10000;
 const CONCURRENCY = 8;
 
-async function waitReady(td, timeoutMs = RECOVERY_MS) {
-  await waitFor(async () => (await request(`${td.url}/readyz`, { timeoutMs: 3000 })).status === 200,
-    { timeoutMs, message: '/readyz to answer 200' });
-}
-
 async function metricsSamples(td) {
   return parsePrometheus((await request(`${td.url}/metrics`)).body).samples;
 }
@@ -89,7 +84,7 @@ describe('Postgres outages', () => {
   before(async () => {
     pg = await startScratchPostgres();
     td = await startTenantd({ DATABASE_URL: pg.url, TENANTD_DB_QUERY_TIMEOUT_MS: QUERY_TIMEOUT_MS });
-    await waitReady(td);
+    await td.waitReady();
   });
 
   after(async () => {
@@ -130,7 +125,7 @@ describe('Redis outages', () => {
   before(async () => {
     redis = await startScratchRedis();
     td = await startTenantd({ REDIS_URL: redis.url, TENANTD_REDIS_TIMEOUT_MS: QUERY_TIMEOUT_MS });
-    await waitReady(td);
+    await td.waitReady();
   });
 
   after(async () => {

@@ -174,7 +174,8 @@ async function waitUntilServing(child, url, timeoutMs) {
 // Starts tenantd on free ports (cleartext and TLS) with the stack environment plus envOverrides
 // (a value of undefined/null unsets a variable) and waits until /healthz answers. Returns
 // {url, tlsUrl, h2cUrl, port, tlsPort, proc, logs(), stdoutLines(), stderrLines(), waitForLog(),
-// exited, stop(signal), kill()}. The process is killed when the test file ends; its output must
+// waitReady(), exited, stop(signal), kill()}. /healthz answering does not mean Postgres and Redis
+// are connected yet: tests that need them call waitReady(). The process is killed when the test file ends; its output must
 // not contain sanitizer reports (checked then, and by stop()).
 export async function startTenantd(envOverrides = {}, { readyTimeoutMs = READY_TIMEOUT_MS } = {}) {
   const env = mergeEnv(await defaultListenEnv(), envOverrides);
@@ -219,6 +220,10 @@ function makeHandle(child, { url, port, tlsPort }) {
     stderrLines: () => pick('stderr'),
     formatLogs: (max) => formatLogs(lines, max),
     alive: () => child.exitInfo() === null,
+    // Resolves once GET /readyz answers 200 (Postgres and Redis connected); throws after timeoutMs.
+    waitReady: ({ timeoutMs = 10000 } = {}) =>
+      waitFor(async () => (await request(`${url}/readyz`, { timeoutMs: 3000 })).status === 200,
+        { timeoutMs, message: '/readyz to answer 200' }),
     // Resolves with the first output line satisfying predicate(line), or throws after timeoutMs.
     waitForLog: (predicate, { timeoutMs = 5000 } = {}) =>
       waitFor(() => lines.map((l) => l.line).find(predicate), { timeoutMs, intervalMs: 50, message: 'a matching log line' }),
