@@ -15,6 +15,17 @@ int router_validate(const router_route_t *routes, size_t count, char *err, size_
             snprintf(err, errlen, "route %zu (%s): incomplete entry", i, r->pattern ? r->pattern : "?");
             return -1;
         }
+        /* every {name} closed within its segment, and no more of them than params can hold */
+        size_t nparams = 0;
+        for (const char *c = strchr(r->pattern, '{'); c != NULL; c = strchr(c + 1, '{')) {
+            size_t seg = strcspn(c, "/");
+            const char *close = memchr(c, '}', seg);
+            if (close == NULL || close == c + 1 || ++nparams > ROUTER_MAX_PARAMS) {
+                snprintf(err, errlen, "route %s %s: a {name} is empty, unclosed or one too many (max %d)", r->method, r->pattern,
+                         ROUTER_MAX_PARAMS);
+                return -1;
+            }
+        }
         if (r->permission == NULL || r->permission[0] == '\0') {
             snprintf(err, errlen, "route %s %s declares no permission", r->method, r->pattern);
             return -1;

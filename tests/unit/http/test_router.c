@@ -90,6 +90,18 @@ static void test_validate_rejects(void **state)
     expect_invalid(empty_pattern, 1, "incomplete");
     const router_route_t no_handler[] = {{"GET", "/a", NULL, ROUTER_PUBLIC}};
     expect_invalid(no_handler, 1, "/a");
+    /* {name} segments: unclosed, empty, or more than the params can carry (a match would lose one) */
+    const router_route_t unclosed[] = {{"GET", "/m/{id", h_a, ROUTER_PUBLIC}};
+    expect_invalid(unclosed, 1, "/m/{id");
+    const router_route_t unclosed_seg[] = {{"GET", "/m/{id/x}", h_a, ROUTER_PUBLIC}};
+    expect_invalid(unclosed_seg, 1, "/m/{id/x}");
+    const router_route_t unnamed[] = {{"GET", "/m/{}", h_a, ROUTER_PUBLIC}};
+    expect_invalid(unnamed, 1, "/m/{}");
+    const router_route_t five[] = {{"GET", "/{a}/{b}/{c}/{d}/{e}", h_a, ROUTER_PUBLIC}};
+    expect_invalid(five, 1, "max 4");
+    const router_route_t four[] = {{"GET", "/{a}/{b}/{c}/{d}", h_a, ROUTER_PUBLIC}};
+    char err4[200];
+    assert_int_equal(router_validate(four, 1, err4, sizeof(err4)), 0);
     /* same pattern, different methods: fine */
     const router_route_t methods[] = {{"GET", "/a", h_a, ROUTER_PUBLIC}, {"PUT", "/a", h_a, "a:w"}};
     char err[200];
