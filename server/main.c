@@ -8,6 +8,7 @@
 
 #include <jansson.h>
 
+#include "api/rest_api.h"
 #include "api/routes.h"
 #include "core/config.h"
 #include "core/log.h"
@@ -24,6 +25,13 @@ static void on_reload(http_worker_t *w)
 {
     if (w->index == 0)
         guard_reload_policies();
+    rest_reload(w);
+}
+
+static void on_worker_stop(http_worker_t *w)
+{
+    rest_worker_stop(w);
+    guard_worker_stop(w);
 }
 
 /* Prints the route table as JSON, for the route x role matrix test and the OpenAPI check. */
@@ -72,7 +80,7 @@ int main(int argc, char **argv)
         .route_count = api_route_count,
         .on_reload = on_reload,
         .on_worker_start = guard_worker_start,
-        .on_worker_stop = guard_worker_stop,
+        .on_worker_stop = on_worker_stop,
         .guard = guard_check,
         .on_request_dispose = guard_request_dispose,
     };

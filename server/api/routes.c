@@ -6,6 +6,7 @@
 
 #include "api/auth_api.h"
 #include "api/ops.h"
+#include "api/rest_api.h"
 #include "http/guard.h"
 
 const router_route_t api_routes[] = {
@@ -21,6 +22,10 @@ const router_route_t api_routes[] = {
     {"GET", "/v1/auth/me", auth_me, GUARD_AUTHENTICATED},
     {"GET", "/v1/auth/sessions", auth_sessions_list, GUARD_AUTHENTICATED},
     {"DELETE", "/v1/auth/sessions/{id}", auth_sessions_revoke, GUARD_AUTHENTICATED},
+    {"GET", "/rest/v1/{table}", rest_select, "{table}:read"},
+    {"POST", "/rest/v1/{table}", rest_insert, "{table}:create"},
+    {"PATCH", "/rest/v1/{table}", rest_update, "{table}:update"},
+    {"DELETE", "/rest/v1/{table}", rest_delete, "{table}:delete"},
 };
 
 const size_t api_route_count = sizeof(api_routes) / sizeof(api_routes[0]);
@@ -29,4 +34,5 @@ void api_init(void)
 {
     ops_init();
     auth_init();
+    rest_init();
 }

@@ -394,6 +394,22 @@ static void guard_finish(guard_wait_t *gw, tenant_entry_t *t)
     hr->tenant_slug = p->tenant_slug;
 
     const char *perm = gw->route->permission;
+    char expanded[160];
+    if (strncmp(perm, "{table}:", 8) == 0) {
+        /* a per-table permission: the resource is the {table} path parameter */
+        size_t tlen = hr->params.count > 0 ? hr->params.items[0].value_len : 0;
+        bool ok = tlen > 0 && tlen <= 63;
+        for (size_t i = 0; ok && i < tlen; i++) {
+            char ch = hr->params.items[0].value[i];
+            ok = (ch >= 'a' && ch <= 'z') || ch == '_' || (i > 0 && ch >= '0' && ch <= '9');
+        }
+        if (!ok) {
+            deny(hr, PROBLEM_NOT_FOUND, "no such table");
+            return;
+        }
+        snprintf(expanded, sizeof(expanded), "%.*s:%s", (int)tlen, hr->params.items[0].value, perm + 8);
+        perm = expanded;
+    }
     if (strcmp(perm, GUARD_AUTHENTICATED) == 0) {
         p->decision = RBAC_ALLOW;
     } else {

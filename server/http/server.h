@@ -34,6 +34,7 @@ typedef struct http_worker {
     redis_client_t *redis;     /* commands */
     redis_client_t *redis_sub; /* pub/sub */
     struct guard_state *guard; /* per-thread token and tenant caches (http/guard.c) */
+    void *api_state;           /* per-thread state of the application layer (api/) */
     workpool_receiver_t workpool_rx; /* where this loop's workpool jobs report back */
     size_t inflight;           /* requests of this worker not yet disposed */
     size_t open_conns;         /* client connections of this worker */

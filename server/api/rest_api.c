@@ -1,0 +1,772 @@
+/*
+ * rest_api: the data API of CONTRACT.md §7 — /rest/v1/{table} over every table of the caller's
+ * tenant schema, PostgREST-style.
+ *
+ * Metadata (tables, columns, types, primary keys) is read from pg_catalog once per worker thread,
+ * from the first caller's schema: every tenant schema is built by the same migration set, so one
+ * introspection serves all tenants (no per-tenant catalog scan); SIGHUP re-reads it after a
+ * migration. Identifiers are quoted by libpq (PQescapeIdentifier) when the metadata is loaded.
+ *
+ * Every request runs as one pipelined job: step 1 sets the tenant's role and search_path with
+ * set_config(…, true), step 2 is the statement; both sit before one Sync, i.e. in one implicit
+ * transaction, so nothing tenant-specific survives on the pooled connection (and db.c drops a
+ * connection that is left inside a transaction). The guard has already checked
+ * `{table}:read|create|update|delete`; an `own` grant adds `owner_id = caller` to reads and
+ * writes, and inserts always get owner_id from the server. After a write commits, each changed
+ * row is published as a change event (Redis: per-tenant sequence, pub/sub channel and a capped
+ * stream) for the realtime layer.
+ */
+#include "api/rest_api.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <jansson.h>
+
+#include "api/rest_query.h"
+#include "core/log.h"
+#include "http/body.h"
+#include "http/guard.h"
+
+#define REST_EVENT_STREAM_MAX "10000"
+
+typedef struct rest_meta {
+    restq_table_t *tables;
+    size_t ntables;
+    bool loaded;
+    struct rest_meta *retired; /* earlier sets, kept until the worker stops: requests may still point into them */
+} rest_meta_t;
+
+static db_stmt_t catalog_stmt = {
+    "rest_catalog",
+    "SELECT c.relname, a.attname, format_type(a.atttypid, a.atttypmod), a.attnotnull, a.atthasdef,"
+    " EXISTS (SELECT 1 FROM pg_index i WHERE i.indrelid = c.oid AND i.indisprimary AND i.indnatts = 1 AND a.attnum = i.indkey[0])"
+    " FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace JOIN pg_attribute a ON a.attrelid = c.oid"
+    " WHERE n.nspname = $1 AND c.relkind IN ('r', 'p') AND a.attnum > 0 AND NOT a.attisdropped"
+    " ORDER BY c.relname, a.attnum",
+    1, 0};
+
+static db_stmt_t tenant_ctx_stmt = {"rest_tenant_ctx",
+                                    "SELECT set_config('role', $1, true), set_config('search_path', $1, true)", 1, 0};
+
+/* Publishes change events: KEYS[1] seq counter, KEYS[2] stream; ARGV[1] tenant id, ARGV[2] table, ARGV[3] op, ARGV[4] rows JSON. */
+static const char publish_lua[] =
+    "local rows = cjson.decode(ARGV[4])\n"
+    "for _, row in ipairs(rows) do\n"
+    "  local seq = redis.call('INCR', KEYS[1])\n"
+    "  local ev = cjson.encode({table = ARGV[2], op = ARGV[3], id = row.id, record = row, seq = seq})\n"
+    "  redis.call('PUBLISH', 't:' .. ARGV[1] .. ':room:table:' .. ARGV[2], ev)\n"
+    "  redis.call('XADD', KEYS[2], 'MAXLEN', '~', '" REST_EVENT_STREAM_MAX "', seq .. '-1', 'room', 'table:' .. ARGV[2],"
+    " 'event', 'change', 'data', ev)\n"
+    "end\n"
+    "return #rows\n";
+
+/* ---------------------------------------------------------------- metadata */
+
+static void meta_free(rest_meta_t *m)
+{
+    for (size_t i = 0; i < m->ntables; i++) {
+        restq_table_t *t = &m->tables[i];
+        for (size_t k = 0; k < t->ncols; k++) {
+            free(t->cols[k].name);
+            free(t->cols[k].quoted);
+            free(t->cols[k].type);
+        }
+        free(t->cols);
+        free(t->name);
+        free(t->quoted);
+    }
+    free(m->tables);
+    m->tables = NULL;
+    m->ntables = 0;
+    m->loaded = false;
+}
+
+/* Builds metadata from the catalog rows; false when a name could not be quoted. */
+static bool meta_build(rest_meta_t *m, db_pool_t *db, PGresult *r)
+{
+    int n = PQntuples(r);
+    for (int i = 0; i < n; i++) {
+        const char *tname = PQgetvalue(r, i, 0);
+        restq_table_t *t = m->ntables > 0 ? &m->tables[m->ntables - 1] : NULL;
+        if (t == NULL || strcmp(t->name, tname) != 0) {
+            m->tables = realloc(m->tables, (m->ntables + 1) * sizeof(*m->tables));
+            t = &m->tables[m->ntables++];
+            memset(t, 0, sizeof(*t));
+            t->name = strdup(tname);
+            t->quoted = db_escape_identifier(db, tname);
+            t->pk = t->owner = -1;
+            if (t->quoted == NULL)
+                return false;
+        }
+        t->cols = realloc(t->cols, (t->ncols + 1) * sizeof(*t->cols));
+        restq_column_t *c = &t->cols[t->ncols];
+        memset(c, 0, sizeof(*c));
+        c->name = strdup(PQgetvalue(r, i, 1));
+        c->quoted = db_escape_identifier(db, c->name);
+        c->type = strdup(PQgetvalue(r, i, 2));
+        c->not_null = PQgetvalue(r, i, 3)[0] == 't';
+        c->has_default = PQgetvalue(r, i, 4)[0] == 't';
+        c->is_pk = PQgetvalue(r, i, 5)[0] == 't';
+        if (c->quoted == NULL)
+            return false;
+        if (c->is_pk)
+            t->pk = (int)t->ncols;
+        if (strcmp(c->name, "owner_id") == 0 && strcmp(c->type, "uuid") == 0)
+            t->owner = (int)t->ncols;
+        t->ncols++;
+    }
+    m->loaded = true;
+    return true;
+}
+
+static rest_meta_t *worker_meta(http_worker_t *w)
+{
+    if (w->api_state == NULL)
+        w->api_state = calloc(1, sizeof(rest_meta_t));
+    return w->api_state;
+}
+
+static const restq_table_t *meta_table(const rest_meta_t *m, const char *name, size_t len)
+{
+    for (size_t i = 0; i < m->ntables; i++)
+        if (strlen(m->tables[i].name) == len && memcmp(m->tables[i].name, name, len) == 0)
+            return &m->tables[i];
+    return NULL;
+}
+
+/* ---------------------------------------------------------------- request state */
+
+typedef enum { OP_SELECT, OP_INSERT, OP_UPDATE, OP_DELETE } rest_op_t;
+
+typedef struct {
+    http_request_t *hr;
+    rest_op_t op;
+    db_job_t *job;
+    const restq_table_t *table; /* valid while the worker's metadata is (reload waits for no request) */
+    char table_name[64];
+    bool want_count, return_representation;
+    long offset;
+} rest_call_t;
+
+static void rest_cancel(http_request_t *hr)
+{
+    rest_call_t *rc = hr->handler_data;
+    if (rc->job != NULL)
+        db_cancel(rc->job);
+    rc->job = NULL;
+}
+
+static void rest_unavailable(http_request_t *hr)
+{
+    hr->cancel = NULL;
+    http_send_problem_retry(hr, PROBLEM_UNAVAILABLE, "the database is unavailable", 1);
+}
+
+/* Maps a failed statement to a client-facing problem (never the SQL text). */
+static void rest_sql_error(rest_call_t *rc, const db_result_t *res)
+{
+    http_request_t *hr = rc->hr;
+    hr->cancel = NULL;
+    PGresult *r = NULL;
+    for (int i = 0; i < res->nresults; i++)
+        if (res->results[i] != NULL && PQresultStatus(res->results[i]) == PGRES_FATAL_ERROR)
+            r = res->results[i];
+    const char *state = res->sqlstate != NULL ? res->sqlstate : "";
+    const char *constraint = r != NULL ? PQresultErrorField(r, PG_DIAG_CONSTRAINT_NAME) : NULL;
+    const char *column = r != NULL ? PQresultErrorField(r, PG_DIAG_COLUMN_NAME) : NULL;
+    char detail[256];
+    if (strncmp(state, "22", 2) == 0) {
+        http_send_problem(hr, PROBLEM_BAD_REQUEST, "a value does not fit its column's type");
+    } else if (strcmp(state, "23505") == 0 || strcmp(state, "23503") == 0 || strcmp(state, "23P01") == 0) {
+        snprintf(detail, sizeof(detail), "conflict with constraint %s", constraint != NULL ? constraint : "(unnamed)");
+        http_send_problem(hr, PROBLEM_CONFLICT, detail);
+    } else if (strcmp(state, "23502") == 0) {
+        snprintf(detail, sizeof(detail), "column %s may not be null", column != NULL ? column : "(unknown)");
+        http_send_problem(hr, PROBLEM_UNPROCESSABLE, detail);
+    } else if (strcmp(state, "23514") == 0) {
+        snprintf(detail, sizeof(detail), "the row violates check %s", constraint != NULL ? constraint : "(unnamed)");
+        http_send_problem(hr, PROBLEM_UNPROCESSABLE, detail);
+    } else if (strcmp(state, "42501") == 0) {
+        http_send_problem(hr, PROBLEM_FORBIDDEN, "the tenant's role may not do this");
+    } else if (strcmp(state, "57014") == 0) {
+        http_send_problem(hr, PROBLEM_GATEWAY_TIMEOUT, "the query took too long");
+    } else if (strcmp(state, "42P01") == 0 || strcmp(state, "42703") == 0) {
+        /* this tenant's schema lags the metadata (a migration in progress) */
+        http_send_problem_retry(hr, PROBLEM_UNAVAILABLE, "this table is being migrated; retry shortly", 1);
+    } else {
+        log_error(hr->request_id, "data API statement failed (%s): %s", state, res->message);
+        http_send_problem(hr, PROBLEM_INTERNAL, NULL);
+    }
+}
+
+/* ---------------------------------------------------------------- change events */
+
+static void publish_done(void *data, redisReply *reply, const char *err)
+{
+    if (reply == NULL || reply->type == REDIS_REPLY_ERROR)
+        log_warn(NULL, "change events not published: %s", reply != NULL ? reply->str : err);
+}
+
+static void publish_changes(http_request_t *hr, const char *table, rest_op_t op, const char *rows_json)
+{
+    static const char *const op_names[] = {"SELECT", "INSERT", "UPDATE", "DELETE"};
+    const char *tid = hr->principal->claims.tid;
+    char seq_key[128], stream_key[128];
+    snprintf(seq_key, sizeof(seq_key), "t:%s:seq", tid);
+    snprintf(stream_key, sizeof(stream_key), "t:%s:events", tid);
+    const char *argv[] = {"EVAL", publish_lua, "2", seq_key, stream_key, tid, table, op_names[op], rows_json};
+    size_t lens[9];
+    for (int i = 0; i < 9; i++)
+        lens[i] = strlen(argv[i]);
+    redis_command_argv(hr->worker->redis, publish_done, NULL, 9, argv, lens);
+}
+
+/* ---------------------------------------------------------------- answering */
+
+static void on_rest_result(void *data, const db_result_t *res)
+{
+    rest_call_t *rc = data;
+    rc->job = NULL;
+    http_request_t *hr = rc->hr;
+    if (res->status == DB_SQL_ERROR) {
+        rest_sql_error(rc, res);
+        return;
+    }
+    if (res->status != DB_OK) {
+        if (res->status == DB_TIMEOUT) {
+            hr->cancel = NULL;
+            http_send_problem(hr, PROBLEM_GATEWAY_TIMEOUT, "the query took too long");
+        } else {
+            rest_unavailable(hr);
+        }
+        return;
+    }
+    hr->cancel = NULL;
+    PGresult *r = res->results[1];
+    const char *rows = PQgetvalue(r, 0, 0);
+    size_t rows_len = (size_t)PQgetlength(r, 0, 0);
+    if (rc->op == OP_SELECT) {
+        json_error_t jerr;
+        json_t *arr = json_loadb(rows, rows_len, 0, &jerr);
+        size_t n = json_array_size(arr);
+        json_decref(arr);
+        char range[96];
+        if (rc->want_count && PQnfields(r) > 1)
+            snprintf(range, sizeof(range), "%ld-%ld/%s", rc->offset, rc->offset + (long)n - 1, PQgetvalue(r, 0, 1));
+        else
+            snprintf(range, sizeof(range), "%ld-%ld/*", rc->offset, rc->offset + (long)n - 1);
+        if (n == 0)
+            snprintf(range, sizeof(range), "*/%s", rc->want_count && PQnfields(r) > 1 ? PQgetvalue(r, 0, 1) : "*");
+        http_add_header(hr, "content-range", range, strlen(range));
+        /* weak ETag over the representation; If-None-Match answers 304 without a body */
+        uint64_t h = 1469598103934665603ull;
+        for (size_t i = 0; i < rows_len; i++)
+            h = (h ^ (unsigned char)rows[i]) * 1099511628211ull;
+        char etag[40];
+        snprintf(etag, sizeof(etag), "W/\"%016llx\"", (unsigned long long)h);
+        http_add_header(hr, "etag", etag, strlen(etag));
+        h2o_iovec_t inm = body_header(hr, "if-none-match");
+        if (inm.len > 0 && h2o_strstr(inm.base, inm.len, etag, strlen(etag)) != SIZE_MAX) {
+            http_send_body(hr, 304, "application/json", "", 0);
+            return;
+        }
+        http_send_json(hr, 200, rows, rows_len);
+        return;
+    }
+    if (rows_len > 2)
+        publish_changes(hr, rc->table_name, rc->op, rows);
+    int status = rc->op == OP_INSERT ? 201 : 200;
+    if (rc->return_representation)
+        http_send_json(hr, status, rows, rows_len);
+    else
+        http_send_body(hr, rc->op == OP_INSERT ? 201 : 204, "application/json", "", 0);
+}
+
+/* Submits [tenant context, sql] for the request. */
+static void rest_submit(rest_call_t *rc, restq_sql_t *q)
+{
+    http_request_t *hr = rc->hr;
+    const char *ctx_params[1] = {hr->principal->tenant_schema};
+    db_step_t steps[2] = {{.stmt = &tenant_ctx_stmt, .params = ctx_params},
+                          {.stmt = NULL, .params = (const char *const *)q->params, .sql = q->sql, .nparams = q->nparams}};
+    db_status_t st;
+    hr->cancel = rest_cancel;
+    rc->job = db_submit(hr->worker->db, steps, 2, on_rest_result, rc, &st);
+    if (rc->job == NULL) {
+        if (st == DB_REJECTED) {
+            hr->cancel = NULL;
+            http_send_problem_retry(hr, PROBLEM_UNAVAILABLE, "the server is busy", 1);
+        } else {
+            rest_unavailable(hr);
+        }
+    }
+}
+
+/* Appends " AND owner_id = $me" when the caller's grant is row-conditional. */
+static void append_own_condition(rest_call_t *rc, restq_sql_t *q)
+{
+    if (rc->hr->principal->decision != RBAC_ALLOW_OWN)
+        return;
+    const guard_principal_t *p = rc->hr->principal;
+    restq_sql_append(q, " AND ");
+    if (rc->table->owner < 0) {
+        restq_sql_append(q, "FALSE"); /* an own-grant on a table without owner_id reaches no row */
+        return;
+    }
+    restq_sql_append(q, rc->table->cols[rc->table->owner].quoted);
+    restq_sql_append(q, " = ");
+    restq_sql_param(q, p->claims.sub, strlen(p->claims.sub));
+    restq_sql_append(q, "::uuid");
+}
+
+/* "schema"."table" */
+static void append_qualified(http_request_t *hr, restq_sql_t *q, const restq_table_t *t)
+{
+    char *schema = db_escape_identifier(hr->worker->db, hr->principal->tenant_schema);
+    restq_sql_append(q, schema != NULL ? schema : "\"\"");
+    free(schema);
+    restq_sql_append(q, ".");
+    restq_sql_append(q, t->quoted);
+}
+
+static bool prefer_has(http_request_t *hr, const char *token)
+{
+    h2o_iovec_t prefer = body_header(hr, "prefer");
+    return prefer.len > 0 && h2o_strstr(prefer.base, prefer.len, token, strlen(token)) != SIZE_MAX;
+}
+
+/* Parses "Range: a-b" (or "items=a-b") into offset/limit; false when absent or malformed. */
+static bool parse_range(http_request_t *hr, long *offset, long *limit)
+{
+    h2o_iovec_t r = body_header(hr, "range");
+    if (r.len == 0 || r.len > 40)
+        return false;
+    char buf[48];
+    memcpy(buf, r.base, r.len);
+    buf[r.len] = '\0';
+    const char *p = strncmp(buf, "items=", 6) == 0 ? buf + 6 : buf;
+    long a, b;
+    char tail;
+    if (sscanf(p, "%ld-%ld%c", &a, &b, &tail) == 2 && a >= 0 && b >= a) {
+        *offset = a;
+        *limit = b - a + 1;
+        return true;
+    }
+    if (sscanf(p, "%ld-%c", &a, &tail) == 1 && a >= 0) {
+        *offset = a;
+        return true;
+    }
+    return false;
+}
+
+/* ---------------------------------------------------------------- the verbs */
+
+static void run_select(rest_call_t *rc)
+{
+    http_request_t *hr = rc->hr;
+    h2o_req_t *req = hr->req;
+    const char *qs = req->query_at != SIZE_MAX ? req->path.base + req->query_at + 1 : "";
+    size_t qlen = req->query_at != SIZE_MAX ? req->path.len - req->query_at - 1 : 0;
+    restq_request_t rq;
+    char err[200];
+    if (restq_parse(qs, qlen, rc->table, &rq, err, sizeof(err)) != 0) {
+        hr->cancel = NULL;
+        http_send_problem(hr, PROBLEM_BAD_REQUEST, err);
+        return;
+    }
+    long offset = rq.offset, limit = rq.limit;
+    if (parse_range(hr, &offset, &limit) && limit > RESTQ_MAX_LIMIT)
+        limit = RESTQ_MAX_LIMIT;
+    rc->offset = offset;
+    rc->want_count = prefer_has(hr, "count=exact");
+
+    restq_sql_t q = {0};
+    q.params = rq.where.params;
+    q.nparams = rq.where.nparams;
+    q.capparams = rq.where.capparams;
+    rq.where.params = NULL;
+    rq.where.nparams = rq.where.capparams = 0;
+
+    restq_sql_t where = {0};
+    restq_sql_append(&where, " WHERE (");
+    restq_sql_append(&where, rq.where.sql);
+    restq_sql_append(&where, ")");
+    append_own_condition(rc, &q); /* the own parameter gets its number now, its text goes into where */
+    if (q.len > 0) {
+        restq_sql_append(&where, q.sql);
+        free(q.sql);
+        q.sql = NULL;
+        q.len = q.cap = 0;
+    }
+
+    restq_sql_append(&q, "SELECT coalesce(array_to_json(array_agg(row_to_json(_r))), '[]')::text");
+    if (rc->want_count) {
+        restq_sql_append(&q, ", (SELECT count(*) FROM ");
+        append_qualified(hr, &q, rc->table);
+        restq_sql_append(&q, where.sql);
+        restq_sql_append(&q, ")");
+    }
+    restq_sql_append(&q, " FROM (SELECT ");
+    restq_sql_append(&q, rq.select_list != NULL ? rq.select_list : "*");
+    restq_sql_append(&q, " FROM ");
+    append_qualified(hr, &q, rc->table);
+    restq_sql_append(&q, where.sql);
+    if (rq.order_by != NULL) {
+        restq_sql_append(&q, " ORDER BY ");
+        restq_sql_append(&q, rq.order_by);
+    } else if (rc->table->pk >= 0) {
+        restq_sql_append(&q, " ORDER BY ");
+        restq_sql_append(&q, rc->table->cols[rc->table->pk].quoted);
+    }
+    char num[32];
+    restq_sql_append(&q, " LIMIT ");
+    snprintf(num, sizeof(num), "%ld", limit);
+    restq_sql_param(&q, num, strlen(num));
+    restq_sql_append(&q, " OFFSET ");
+    snprintf(num, sizeof(num), "%ld", offset);
+    restq_sql_param(&q, num, strlen(num));
+    restq_sql_append(&q, ") _r");
+    restq_sql_free(&where);
+    restq_request_free(&rq);
+    rest_submit(rc, &q);
+    restq_sql_free(&q);
+}
+
+/* Validates the keys of one object against the table; answers and returns false when one is unknown or not writable. */
+static bool check_keys(rest_call_t *rc, json_t *obj)
+{
+    const char *key;
+    json_t *v;
+    json_object_foreach(obj, key, v)
+    {
+        const restq_column_t *c = restq_column(rc->table, key, strlen(key));
+        char detail[160];
+        if (c == NULL) {
+            snprintf(detail, sizeof(detail), "unknown column %.100s", key);
+            rc->hr->cancel = NULL;
+            http_send_problem(rc->hr, PROBLEM_BAD_REQUEST, detail);
+            return false;
+        }
+        if (rc->table->owner >= 0 && c == &rc->table->cols[rc->table->owner] &&
+            (rc->op == OP_INSERT || rc->hr->principal->decision == RBAC_ALLOW_OWN)) {
+            if (rc->op == OP_INSERT)
+                continue; /* set by the server below */
+            rc->hr->cancel = NULL;
+            http_send_problem(rc->hr, PROBLEM_FORBIDDEN, "owner_id cannot be changed with your roles");
+            return false;
+        }
+    }
+    return true;
+}
+
+static void run_insert(rest_call_t *rc)
+{
+    http_request_t *hr = rc->hr;
+    h2o_iovec_t ct = body_header(hr, "content-type");
+    if (ct.len < 16 || strncasecmp(ct.base, "application/json", 16) != 0) {
+        hr->cancel = NULL;
+        http_send_problem(hr, PROBLEM_UNSUPPORTED_MEDIA_TYPE, "send the body as application/json");
+        return;
+    }
+    json_error_t jerr;
+    json_t *body = json_loadb(hr->req->entity.base, hr->req->entity.len, JSON_REJECT_DUPLICATES, &jerr);
+    if (json_is_object(body)) {
+        json_t *arr = json_array();
+        json_array_append_new(arr, body);
+        body = arr;
+    }
+    if (!json_is_array(body) || json_array_size(body) == 0) {
+        json_decref(body);
+        hr->cancel = NULL;
+        http_send_problem(hr, PROBLEM_BAD_REQUEST, "the body must be a JSON object or a non-empty array of objects");
+        return;
+    }
+    /* the column list: every key used by any object (validated), owner_id forced by the server */
+    bool used[512] = {false};
+    size_t i;
+    json_t *row;
+    json_array_foreach(body, i, row)
+    {
+        if (!json_is_object(row)) {
+            json_decref(body);
+            hr->cancel = NULL;
+            http_send_problem(hr, PROBLEM_BAD_REQUEST, "every element must be an object");
+            return;
+        }
+        if (!check_keys(rc, row)) {
+            json_decref(body);
+            return;
+        }
+        const char *key;
+        json_t *v;
+        json_object_foreach(row, key, v)
+        {
+            const restq_column_t *c = restq_column(rc->table, key, strlen(key));
+            if ((size_t)(c - rc->table->cols) < 512)
+                used[c - rc->table->cols] = true;
+        }
+    }
+    if (rc->table->owner >= 0)
+        used[rc->table->owner] = true;
+    char *rows = json_dumps(body, JSON_COMPACT);
+    json_decref(body);
+
+    restq_sql_t q = {0}, cols = {0}, vals = {0};
+    for (size_t k = 0; k < rc->table->ncols && k < 512; k++) {
+        if (!used[k])
+            continue;
+        if (cols.len > 0) {
+            restq_sql_append(&cols, ", ");
+            restq_sql_append(&vals, ", ");
+        }
+        restq_sql_append(&cols, rc->table->cols[k].quoted);
+        if ((int)k == rc->table->owner) {
+            restq_sql_param(&q, hr->principal->claims.sub, strlen(hr->principal->claims.sub));
+            restq_sql_append(&vals, q.sql);
+            restq_sql_append(&vals, "::uuid");
+            free(q.sql);
+            q.sql = NULL;
+            q.len = q.cap = 0;
+        } else {
+            restq_sql_append(&vals, "_j.");
+            restq_sql_append(&vals, rc->table->cols[k].quoted);
+        }
+    }
+    restq_sql_append(&q, "WITH _w AS (INSERT INTO ");
+    append_qualified(hr, &q, rc->table);
+    restq_sql_append(&q, " (");
+    restq_sql_append(&q, cols.sql);
+    restq_sql_append(&q, ") SELECT ");
+    restq_sql_append(&q, vals.sql);
+    restq_sql_append(&q, " FROM json_populate_recordset(NULL::");
+    append_qualified(hr, &q, rc->table);
+    restq_sql_append(&q, ", ");
+    restq_sql_param(&q, rows, strlen(rows));
+    restq_sql_append(&q, "::json) _j RETURNING *) SELECT coalesce(array_to_json(array_agg(row_to_json(_w))), '[]')::text FROM _w");
+    free(rows);
+    restq_sql_free(&cols);
+    restq_sql_free(&vals);
+    rest_submit(rc, &q);
+    restq_sql_free(&q);
+}
+
+static void run_update_or_delete(rest_call_t *rc)
+{
+    http_request_t *hr = rc->hr;
+    h2o_req_t *req = hr->req;
+    const char *qs = req->query_at != SIZE_MAX ? req->path.base + req->query_at + 1 : "";
+    size_t qlen = req->query_at != SIZE_MAX ? req->path.len - req->query_at - 1 : 0;
+    restq_request_t rq;
+    char err[200];
+    if (restq_parse(qs, qlen, rc->table, &rq, err, sizeof(err)) != 0) {
+        hr->cancel = NULL;
+        http_send_problem(hr, PROBLEM_BAD_REQUEST, err);
+        return;
+    }
+    if (!rq.has_filter) {
+        restq_request_free(&rq);
+        hr->cancel = NULL;
+        http_send_problem(hr, PROBLEM_BAD_REQUEST, "a write needs a filter, e.g. ?id=eq.<id>");
+        return;
+    }
+    json_t *body = NULL;
+    if (rc->op == OP_UPDATE) {
+        body = body_json_object(hr, false);
+        if (body == NULL) {
+            hr->cancel = NULL;
+            restq_request_free(&rq);
+            return;
+        }
+        if (json_object_size(body) == 0 || !check_keys(rc, body)) {
+            if (!hr->answered) {
+                hr->cancel = NULL;
+                http_send_problem(hr, PROBLEM_BAD_REQUEST, "the body names no column to change");
+            }
+            json_decref(body);
+            restq_request_free(&rq);
+            return;
+        }
+    }
+    restq_sql_t q = {0};
+    q.params = rq.where.params;
+    q.nparams = rq.where.nparams;
+    q.capparams = rq.where.capparams;
+    rq.where.params = NULL;
+    rq.where.nparams = rq.where.capparams = 0;
+    restq_sql_t tail = {0};
+    append_own_condition(rc, &q);
+    if (q.len > 0) {
+        restq_sql_append(&tail, q.sql);
+        free(q.sql);
+        q.sql = NULL;
+        q.len = q.cap = 0;
+    }
+    if (rc->op == OP_UPDATE) {
+        /* SET (a, b) = (SELECT _j.a, _j.b FROM json_populate_record(…)): values typed by the table's
+         * own row type, and no second relation in scope to make filter columns ambiguous */
+        restq_sql_append(&q, "WITH _w AS (UPDATE ");
+        append_qualified(hr, &q, rc->table);
+        restq_sql_t names = {0}, values = {0};
+        const char *key;
+        json_t *v;
+        bool sets_updated_at = false;
+        json_object_foreach(body, key, v)
+        {
+            const restq_column_t *c = restq_column(rc->table, key, strlen(key));
+            if (names.len > 0) {
+                restq_sql_append(&names, ", ");
+                restq_sql_append(&values, ", ");
+            }
+            restq_sql_append(&names, c->quoted);
+            restq_sql_append(&values, "_j.");
+            restq_sql_append(&values, c->quoted);
+            sets_updated_at |= strcmp(key, "updated_at") == 0;
+        }
+        const restq_column_t *upd = restq_column(rc->table, "updated_at", 10);
+        if (upd != NULL && !sets_updated_at) {
+            restq_sql_append(&names, ", ");
+            restq_sql_append(&names, upd->quoted);
+            restq_sql_append(&values, ", now()");
+        }
+        restq_sql_append(&q, " SET (");
+        restq_sql_append(&q, names.sql);
+        restq_sql_append(&q, ") = (SELECT ");
+        restq_sql_append(&q, values.sql);
+        restq_sql_append(&q, " FROM json_populate_record(NULL::");
+        append_qualified(hr, &q, rc->table);
+        restq_sql_append(&q, ", ");
+        char *text = json_dumps(body, JSON_COMPACT);
+        restq_sql_param(&q, text, strlen(text));
+        restq_sql_append(&q, "::json) _j) WHERE (");
+        free(text);
+        restq_sql_free(&names);
+        restq_sql_free(&values);
+        json_decref(body);
+    } else {
+        restq_sql_append(&q, "WITH _w AS (DELETE FROM ");
+        append_qualified(hr, &q, rc->table);
+        restq_sql_append(&q, " WHERE (");
+    }
+    restq_sql_append(&q, rq.where.sql);
+    restq_sql_append(&q, ")");
+    if (tail.sql != NULL)
+        restq_sql_append(&q, tail.sql);
+    restq_sql_append(&q, " RETURNING *) SELECT coalesce(array_to_json(array_agg(row_to_json(_w))), '[]')::text FROM _w");
+    restq_sql_free(&tail);
+    restq_request_free(&rq);
+    rest_submit(rc, &q);
+    restq_sql_free(&q);
+}
+
+static void rest_dispatch(rest_call_t *rc)
+{
+    rest_meta_t *m = worker_meta(rc->hr->worker);
+    rc->table = meta_table(m, rc->table_name, strlen(rc->table_name));
+    if (rc->table == NULL) {
+        rc->hr->cancel = NULL;
+        http_send_problem(rc->hr, PROBLEM_NOT_FOUND, "no such table");
+        return;
+    }
+    rc->return_representation = prefer_has(rc->hr, "return=representation");
+    switch (rc->op) {
+    case OP_SELECT:
+        run_select(rc);
+        break;
+    case OP_INSERT:
+        run_insert(rc);
+        break;
+    case OP_UPDATE:
+    case OP_DELETE:
+        run_update_or_delete(rc);
+        break;
+    }
+}
+
+static void on_catalog(void *data, const db_result_t *res)
+{
+    rest_call_t *rc = data;
+    rc->job = NULL;
+    if (res->status != DB_OK) {
+        rest_unavailable(rc->hr);
+        return;
+    }
+    rest_meta_t *m = worker_meta(rc->hr->worker);
+    if (!m->loaded && !meta_build(m, rc->hr->worker->db, res->results[0])) {
+        meta_free(m);
+        rest_unavailable(rc->hr);
+        return;
+    }
+    rest_dispatch(rc);
+}
+
+static void rest_begin(http_request_t *hr, rest_op_t op)
+{
+    rest_call_t *rc = h2o_mem_alloc_pool(&hr->req->pool, sizeof(*rc));
+    memset(rc, 0, sizeof(*rc));
+    rc->hr = hr;
+    rc->op = op;
+    hr->handler_data = rc;
+    snprintf(rc->table_name, sizeof(rc->table_name), "%.*s", (int)hr->params.items[0].value_len, hr->params.items[0].value);
+    rest_meta_t *m = worker_meta(hr->worker);
+    if (m->loaded) {
+        rest_dispatch(rc);
+        return;
+    }
+    const char *params[1] = {hr->principal->tenant_schema};
+    db_status_t st;
+    hr->cancel = rest_cancel;
+    rc->job = db_query(hr->worker->db, &catalog_stmt, params, on_catalog, rc, &st);
+    if (rc->job == NULL)
+        rest_unavailable(hr);
+}
+
+void rest_select(http_request_t *hr)
+{
+    rest_begin(hr, OP_SELECT);
+}
+
+void rest_insert(http_request_t *hr)
+{
+    rest_begin(hr, OP_INSERT);
+}
+
+void rest_update(http_request_t *hr)
+{
+    rest_begin(hr, OP_UPDATE);
+}
+
+void rest_delete(http_request_t *hr)
+{
+    rest_begin(hr, OP_DELETE);
+}
+
+void rest_reload(http_worker_t *w)
+{
+    rest_meta_t *m = w->api_state;
+    if (m == NULL || !m->loaded)
+        return;
+    rest_meta_t *old = malloc(sizeof(*old));
+    *old = *m;
+    memset(m, 0, sizeof(*m));
+    m->retired = old;
+}
+
+void rest_worker_stop(http_worker_t *w)
+{
+    rest_meta_t *m = w->api_state;
+    while (m != NULL) {
+        rest_meta_t *next = m->retired;
+        meta_free(m);
+        free(m);
+        m = next;
+    }
+    w->api_state = NULL;
+}
+
+void rest_init(void)
+{
+    db_stmt_register(&catalog_stmt);
+    db_stmt_register(&tenant_ctx_stmt);
+}
