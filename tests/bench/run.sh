@@ -29,14 +29,10 @@ LIMIT=$((SECS + 60)) # hard bound for any single measurement
 say() { printf 'bench: %s\n' "$*" >&2; }
 die() { printf 'bench: error: %s\n' "$*" >&2; exit 1; }
 
-for tool in wrk h2load pgbench psql curl cmake; do
-  command -v "$tool" >/dev/null || die "$tool is missing (./dev setup installs wrk, nghttp2-client, postgresql)"
-done
-
 cd "$ROOT"
 WORK=$(mktemp -d /tmp/tenantd-bench.XXXXXX)
 TENANTD_PID=
-STACK_WAS_UP=0
+STOP_STACK=0 # set only once we know the stack was down before ./dev setup
 SETUP_NOTE=
 BENCH_DB_CREATED=0
 
@@ -49,7 +45,11 @@ stop_tenantd() {
       kill -0 "$TENANTD_PID" 2>/dev/null || break
       sleep 0.1
     done
-    kill -0 "$TENANTD_PID" 2>/dev/null && { say "tenantd did not exit in 15 s: SIGKILL"; kill -KILL "$TENANTD_PID" 2>/dev/null || true; }
+    if kill -0 "$TENANTD_PID" 2>/dev/null; then # TENANTD_PID is timeout(1); its child is tenantd
+      say "tenantd did not exit in 15 s: SIGKILL"
+      pkill -KILL -P "$TENANTD_PID" 2>/dev/null || true
+      kill -KILL "$TENANTD_PID" 2>/dev/null || true
+    fi
   fi
   wait "$TENANTD_PID" 2>/dev/null || true
   TENANTD_PID=
@@ -62,7 +62,7 @@ cleanup() {
     timeout 30 psql -X -q "$PG_ADMIN_URL" -c 'DROP DATABASE IF EXISTS bench WITH (FORCE)' >/dev/null 2>&1 \
       || say "warning: could not drop the database 'bench'"
   fi
-  if ((!STACK_WAS_UP)) && [[ -x $ROOT/dev ]]; then
+  if ((STOP_STACK)); then
     say "stopping the Postgres and Redis that ./dev setup started for this run"
     "$ROOT/dev" stop >/dev/null 2>&1 || say "warning: ./dev stop failed"
   fi
@@ -78,9 +78,10 @@ trap 'exit 130' INT TERM
 eval "$(./dev env)"
 PG_PORT=${TENANTD_DEV_PG_PORT:-55432}
 REDIS_PORT=${TENANTD_DEV_REDIS_PORT:-56379}
-if "$PGBIN/pg_isready" -q -h 127.0.0.1 -p "$PG_PORT" -t 1 \
-   && redis-cli -h 127.0.0.1 -p "$REDIS_PORT" ping >/dev/null 2>&1; then
-  STACK_WAS_UP=1
+# Stop the stack at the end only when neither half was running: someone else may be using it.
+if ! "$PGBIN/pg_isready" -q -h 127.0.0.1 -p "$PG_PORT" -t 1 >/dev/null 2>&1 \
+   && ! redis-cli -h 127.0.0.1 -p "$REDIS_PORT" ping >/dev/null 2>&1; then
+  STOP_STACK=1
 fi
 say "./dev setup (packages, Postgres, Redis, TLS pair, build/, migrations)"
 if ! ./dev setup >&2; then
@@ -92,6 +93,9 @@ if ! ./dev setup >&2; then
   SETUP_NOTE=" ./dev setup FAILED (see stderr); the stack was up, so the run went on."
 fi
 eval "$(./dev env)"
+for tool in wrk h2load pgbench psql curl cmake; do
+  command -v "$tool" >/dev/null || die "$tool is missing after ./dev setup (packages wrk, nghttp2-client, postgresql-client)"
+done
 
 # The working tree by default; BENCH_REV=<commit> benchmarks a committed state instead (exported
 # with git archive, built in build-bench-rev/), e.g. while a shared checkout has half-done edits.
