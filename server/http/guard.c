@@ -24,6 +24,7 @@
 
 #include "core/log.h"
 #include "http/body.h"
+#include "http/cors.h"
 #include "security/session.h"
 
 #define GUARD_TOKEN_SLOTS 4096
@@ -534,15 +535,6 @@ static bool method_is_safe(h2o_req_t *req)
            h2o_memis(req->method.base, req->method.len, H2O_STRLIT("OPTIONS"));
 }
 
-/* True when origin is one of TENANTD_CORS_ORIGINS. */
-static bool origin_allowed(h2o_iovec_t origin)
-{
-    for (size_t i = 0; i < guard_cfg->cors_origins_count; i++)
-        if (strlen(guard_cfg->cors_origins[i]) == origin.len && memcmp(guard_cfg->cors_origins[i], origin.base, origin.len) == 0)
-            return true;
-    return false;
-}
-
 void guard_check(http_request_t *hr, const router_route_t *route, router_handler_t next)
 {
     if (strcmp(route->permission, ROUTER_PUBLIC) == 0) {
@@ -575,7 +567,7 @@ void guard_check(http_request_t *hr, const router_route_t *route, router_handler
                 return;
             }
             h2o_iovec_t origin = body_header(hr, "origin");
-            if (origin.len > 0 && !origin_allowed(origin)) {
+            if (origin.len > 0 && !cors_origin_allowed(guard_cfg, origin.base, origin.len)) {
                 deny(hr, PROBLEM_FORBIDDEN, "this Origin may not use cookie authentication");
                 return;
             }

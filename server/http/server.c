@@ -34,6 +34,7 @@
 
 #include "core/log.h"
 #include "core/metrics.h"
+#include "http/cors.h"
 
 #define SERVER_QUIET_MS 1000
 #define SERVER_MAX_PATH 16384
@@ -124,6 +125,9 @@ static int on_req(h2o_handler_t *self, h2o_req_t *req)
         http_send_problem(hr, PROBLEM_URI_TOO_LONG, "the request target is too long");
         return 0;
     }
+
+    if (cors_apply(server_config, hr))
+        return 0;
 
     char allow[64];
     size_t index;
