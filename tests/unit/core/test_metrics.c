@@ -129,14 +129,22 @@ static bool parse_value(const char *tok, double *out)
     return *end == '\0';
 }
 
-/* Parses and validates a whole exposition; fails the test with the offending line. */
-static void parse_exposition(const char *text, size_t len, exposition_t *e)
+/* Reports a format violation from the validators below. */
+static char bad_buf[1200];
+#define BAD(...)                                                                                                                   \
+    do {                                                                                                                           \
+        snprintf(bad_buf, sizeof(bad_buf), __VA_ARGS__);                                                                           \
+        return bad_buf;                                                                                                            \
+    } while (0)
+
+/* Parses and validates a whole exposition; returns NULL, or what is wrong with which line. */
+static const char *parse_exposition(const char *text, size_t len, exposition_t *e)
 {
     memset(e, 0, sizeof(*e));
-    assert_true(len > 0);
-    assert_int_equal(strlen(text), len); /* no NUL inside */
+    if (len == 0 || strlen(text) != len)
+        BAD("empty, or a NUL inside");
     if (text[len - 1] != '\n')
-        fail_msg("exposition does not end with a newline");
+        BAD("exposition does not end with a newline");
     family_t *current = NULL;
     const char *line = text;
     int lineno = 0;
@@ -146,35 +154,35 @@ static void parse_exposition(const char *text, size_t len, exposition_t *e)
         size_t ll = (size_t)(nl - line);
         lineno++;
         if (ll >= sizeof(buf))
-            fail_msg("line %d too long", lineno);
+            BAD("line %d too long", lineno);
         memcpy(buf, line, ll);
         buf[ll] = '\0';
         line = nl + 1;
         if (ll == 0)
             continue;
         if (strchr(buf, '\r') != NULL)
-            fail_msg("line %d has a CR", lineno);
+            BAD("line %d has a CR", lineno);
         const char *p = buf;
         char name[128];
         if (strncmp(buf, "# HELP ", 7) == 0 || strncmp(buf, "# TYPE ", 7) == 0) {
             bool help = buf[2] == 'H';
             p = buf + 7;
             if (!read_name(&p, name, sizeof(name), false) || *p != ' ' || p[1] == '\0')
-                fail_msg("line %d: malformed %s line: %s", lineno, help ? "HELP" : "TYPE", buf);
+                BAD("line %d: malformed %s line: %s", lineno, help ? "HELP" : "TYPE", buf);
             p++;
             family_t *f = family_get(e, name);
             if (f->closed || (current != NULL && current != f && (f->has_help || f->type[0])))
-                fail_msg("line %d: metadata for %s is not contiguous with its family", lineno, name);
+                BAD("line %d: metadata for %s is not contiguous with its family", lineno, name);
             if (help) {
                 if (f->has_help)
-                    fail_msg("line %d: second HELP for %s", lineno, name);
+                    BAD("line %d: second HELP for %s", lineno, name);
                 f->has_help = true;
             } else {
                 if (f->type[0])
-                    fail_msg("line %d: second TYPE for %s", lineno, name);
+                    BAD("line %d: second TYPE for %s", lineno, name);
                 if (strcmp(p, "counter") && strcmp(p, "gauge") && strcmp(p, "histogram") && strcmp(p, "summary") &&
                     strcmp(p, "untyped"))
-                    fail_msg("line %d: unknown type %s", lineno, p);
+                    BAD("line %d: unknown type %s", lineno, p);
                 snprintf(f->type, sizeof(f->type), "%s", p);
             }
             if (current != NULL && current != f)
@@ -189,7 +197,7 @@ static void parse_exposition(const char *text, size_t len, exposition_t *e)
             fail_msg("too many samples");
         sample_t *s = &e->samples[e->nsamples];
         if (!read_name(&p, s->name, sizeof(s->name), false))
-            fail_msg("line %d: no metric name: %s", lineno, buf);
+            BAD("line %d: no metric name: %s", lineno, buf);
         s->labels[0] = '\0';
         if (*p == '{') {
             const char *lstart = ++p;
@@ -198,19 +206,19 @@ static void parse_exposition(const char *text, size_t len, exposition_t *e)
             while (*p != '}') {
                 char lname[64];
                 if (!read_name(&p, lname, sizeof(lname), true) || *p != '=' || p[1] != '"')
-                    fail_msg("line %d: malformed label: %s", lineno, buf);
+                    BAD("line %d: malformed label: %s", lineno, buf);
                 for (size_t i = 0; i < nseen; i++)
                     if (strcmp(seen[i], lname) == 0)
-                        fail_msg("line %d: label %s twice", lineno, lname);
+                        BAD("line %d: label %s twice", lineno, lname);
                 if (nseen < 16)
                     snprintf(seen[nseen++], sizeof(seen[0]), "%s", lname);
                 p += 2;
                 while (*p != '"') {
                     if (*p == '\0')
-                        fail_msg("line %d: unterminated label value: %s", lineno, buf);
+                        BAD("line %d: unterminated label value: %s", lineno, buf);
                     if (*p == '\\') {
                         if (p[1] != '\\' && p[1] != '"' && p[1] != 'n')
-                            fail_msg("line %d: bad escape in label value: %s", lineno, buf);
+                            BAD("line %d: bad escape in label value: %s", lineno, buf);
                         p++;
                     }
                     p++;
@@ -219,46 +227,47 @@ static void parse_exposition(const char *text, size_t len, exposition_t *e)
                 if (*p == ',')
                     p++;
                 else if (*p != '}')
-                    fail_msg("line %d: expected , or } after a label: %s", lineno, buf);
+                    BAD("line %d: expected , or } after a label: %s", lineno, buf);
             }
             snprintf(s->labels, sizeof(s->labels), "%.*s", (int)(p - lstart), lstart);
             p++;
         }
         if (*p != ' ')
-            fail_msg("line %d: expected a space before the value: %s", lineno, buf);
+            BAD("line %d: expected a space before the value: %s", lineno, buf);
         p++;
         char tok[64];
         const char *sp = strchr(p, ' ');
         size_t tl = sp ? (size_t)(sp - p) : strlen(p);
         if (tl == 0 || tl >= sizeof(tok))
-            fail_msg("line %d: bad value: %s", lineno, buf);
+            BAD("line %d: bad value: %s", lineno, buf);
         memcpy(tok, p, tl);
         tok[tl] = '\0';
         if (!parse_value(tok, &s->value))
-            fail_msg("line %d: bad value %s", lineno, tok);
+            BAD("line %d: bad value %s", lineno, tok);
         if (sp != NULL) { /* an optional integer timestamp */
             char *end;
             strtoll(sp + 1, &end, 10);
             if (end == sp + 1 || *end != '\0')
-                fail_msg("line %d: bad timestamp: %s", lineno, buf);
+                BAD("line %d: bad timestamp: %s", lineno, buf);
         }
 
         family_t *f = family_of_sample(e, s->name);
         if (f == NULL || !f->type[0])
-            fail_msg("line %d: sample %s has no TYPE line before it", lineno, s->name);
+            BAD("line %d: sample %s has no TYPE line before it", lineno, s->name);
         if (f->closed || (current != f))
-            fail_msg("line %d: sample %s is not contiguous with its family", lineno, s->name);
+            BAD("line %d: sample %s is not contiguous with its family", lineno, s->name);
         if (strcmp(f->type, "counter") == 0) {
             if (!(s->value >= 0))
-                fail_msg("line %d: counter %s is negative", lineno, s->name);
+                BAD("line %d: counter %s is negative", lineno, s->name);
         }
         if (strcmp(f->type, "histogram") == 0 && strcmp(s->name, f->name) == 0)
-            fail_msg("line %d: histogram %s has a bare sample", lineno, s->name);
+            BAD("line %d: histogram %s has a bare sample", lineno, s->name);
         for (size_t i = 0; i < e->nsamples; i++)
             if (strcmp(e->samples[i].name, s->name) == 0 && strcmp(e->samples[i].labels, s->labels) == 0)
-                fail_msg("line %d: series %s{%s} appears twice", lineno, s->name, s->labels);
+                BAD("line %d: series %s{%s} appears twice", lineno, s->name, s->labels);
         e->nsamples++;
     }
+    return NULL;
 }
 
 /* The value of a series, failing when it is absent. */
@@ -280,7 +289,7 @@ static bool has_series(const exposition_t *e, const char *name, const char *labe
 }
 
 /* Checks every histogram: buckets in increasing le order, cumulative, last +Inf == _count, _sum present. */
-static void check_histograms(const exposition_t *e)
+static const char *check_histograms(const exposition_t *e)
 {
     for (size_t fi = 0; fi < e->nfamilies; fi++) {
         const family_t *f = &e->families[fi];
@@ -297,18 +306,18 @@ static void check_histograms(const exposition_t *e)
             if (strcmp(s->name, bucket) != 0)
                 continue;
             if (strncmp(s->labels, "le=\"", 4) != 0 || s->labels[strlen(s->labels) - 1] != '"')
-                fail_msg("%s bucket without an le label: {%s}", f->name, s->labels);
+                BAD("%s bucket without an le label: {%s}", f->name, s->labels);
             char le_tok[64];
             snprintf(le_tok, sizeof(le_tok), "%.*s", (int)(strlen(s->labels) - 5), s->labels + 4);
             double le;
             if (!parse_value(le_tok, &le))
-                fail_msg("%s bucket le=%s is not a number", f->name, le_tok);
+                BAD("%s bucket le=%s is not a number", f->name, le_tok);
             if (!(le > prev_le))
-                fail_msg("%s buckets not in increasing le order at le=%s", f->name, le_tok);
+                BAD("%s buckets not in increasing le order at le=%s", f->name, le_tok);
             if (s->value < prev_count)
-                fail_msg("%s buckets not cumulative at le=%s (%g < %g)", f->name, le_tok, s->value, prev_count);
+                BAD("%s buckets not cumulative at le=%s (%g < %g)", f->name, le_tok, s->value, prev_count);
             if (s->value != floor(s->value))
-                fail_msg("%s bucket le=%s has a fractional count", f->name, le_tok);
+                BAD("%s bucket le=%s has a fractional count", f->name, le_tok);
             prev_le = le;
             prev_count = s->value;
             last_le = le;
@@ -316,12 +325,17 @@ static void check_histograms(const exposition_t *e)
             nbuckets++;
         }
         if (nbuckets < 2)
-            fail_msg("%s has %zu buckets", f->name, nbuckets);
+            BAD("%s has %zu buckets", f->name, nbuckets);
         if (!isinf(last_le) || last_le < 0)
-            fail_msg("%s: last bucket is not +Inf", f->name);
-        assert_true(value_of(e, count, "") == last_count);
-        assert_true(value_of(e, sum, "") >= 0);
+            BAD("%s: last bucket is not +Inf", f->name);
+        if (!has_series(e, sum, "") || !has_series(e, count, ""))
+            BAD("%s lacks _sum or _count", f->name);
+        if (value_of(e, count, "") != last_count)
+            BAD("%s_count differs from its +Inf bucket", f->name);
+        if (!(value_of(e, sum, "") >= 0))
+            BAD("%s_sum is negative", f->name);
     }
+    return NULL;
 }
 
 static exposition_t *render_and_parse(void)
@@ -337,10 +351,59 @@ static exposition_t *render_and_parse(void)
     memcpy(copy, text, len);
     copy[len] = '\0';
     free(text);
-    parse_exposition(copy, len, e);
-    check_histograms(e);
+    const char *why = parse_exposition(copy, len, e);
+    if (why == NULL)
+        why = check_histograms(e);
+    if (why != NULL)
+        fail_msg("not valid Prometheus text: %s", why);
     free(copy);
     return e;
+}
+
+/* The validator itself refuses what Prometheus would: each text here breaks one rule. */
+static void test_validator_rejects(void **state)
+{
+    (void)state;
+    static const char *const bad[] = {
+        "# TYPE a counter\na_total 1",                                    /* no final newline */
+        "a 1\n",                                                         /* no TYPE */
+        "# TYPE a gauge\n# TYPE a gauge\na 1\n",                           /* TYPE twice */
+        "# TYPE a gauge\n# TYPE a counter\n",                              /* TYPE twice */
+        "# TYPE a gauge\na 1\na 2\n",                                     /* duplicate series */
+        "# TYPE a gauge\na{x=\"1\"} 1\n# TYPE b gauge\nb 1\na{x=\"2\"} 1\n", /* family split */
+        "# TYPE a gauge\na{x=\"1} 1\n",                                   /* unterminated label value */
+        "# TYPE a gauge\na{x=1} 1\n",                                     /* unquoted label value */
+        "# TYPE a gauge\na{x=\"1\",x=\"2\"} 1\n",                           /* label twice */
+        "# TYPE a gauge\na{x=\"\\q\"} 1\n",                               /* bad escape */
+        "# TYPE a gauge\na one\n",                                        /* bad value */
+        "# TYPE a gauge\na  1\n",                                         /* empty value */
+        "# TYPE a gauge\n1a 1\n",                                         /* bad name */
+        "# TYPE a widget\na 1\n",                                         /* unknown type */
+        "# TYPE a counter\na -1\n",                                       /* negative counter */
+        "# HELP a\n# TYPE a gauge\na 1\n",                                 /* HELP without text */
+        "# TYPE h histogram\nh_bucket{le=\"1\"} 2\nh_bucket{le=\"+Inf\"} 1\nh_sum 1\nh_count 1\n",  /* not cumulative */
+        "# TYPE h histogram\nh_bucket{le=\"1\"} 1\nh_bucket{le=\"2\"} 1\nh_sum 1\nh_count 1\n",    /* no +Inf */
+        "# TYPE h histogram\nh_bucket{le=\"1\"} 1\nh_bucket{le=\"+Inf\"} 2\nh_sum 1\nh_count 3\n",  /* count != +Inf */
+        "# TYPE h histogram\nh_bucket{le=\"2\"} 1\nh_bucket{le=\"1\"} 1\nh_bucket{le=\"+Inf\"} 1\nh_sum 1\nh_count 1\n", /* le order */
+        "# TYPE h histogram\nh_bucket{le=\"1\"} 1\nh_bucket{le=\"+Inf\"} 1\nh_count 1\n",          /* no _sum */
+    };
+    exposition_t *e = malloc(sizeof(*e));
+    assert_non_null(e);
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        const char *why = parse_exposition(bad[i], strlen(bad[i]), e);
+        if (why == NULL)
+            why = check_histograms(e);
+        if (why == NULL)
+            fail_msg("accepted invalid text #%zu: %s", i, bad[i]);
+    }
+    const char *good = "# HELP h Latency.\n# TYPE h histogram\nh_bucket{le=\"0.5\"} 1\nh_bucket{le=\"+Inf\"} 2\nh_sum 0.7\n"
+                       "h_count 2\n# TYPE g gauge\ng{a=\"x\\\"y\",b=\"\\n\"} -3.5e2\ng NaN 1700000000000\n";
+    const char *why = parse_exposition(good, strlen(good), e);
+    if (why == NULL)
+        why = check_histograms(e);
+    if (why != NULL)
+        fail_msg("refused valid text: %s", why);
+    free(e);
 }
 
 /* Runs first, in a fresh process: everything is zero yet well formed. */
@@ -508,6 +571,7 @@ static void test_concurrent_observations(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_validator_rejects),
         cmocka_unit_test(test_render_before_observations),
         cmocka_unit_test(test_method_index),
         cmocka_unit_test(test_render_after_observations),
