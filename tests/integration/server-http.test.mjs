@@ -2,12 +2,12 @@
 //
 // problem+json errors (404, 405, 413, 414), x-request-id echo and sanitising, content-length on
 // fixed responses, oversized bodies and headers over HTTP/1.1 and HTTP/2 (the server must survive
-// them), and many concurrent streams on one HTTP/2 connection. tenantd runs with
+// them), idle and slow connections, and many concurrent streams on one HTTP/2 connection. tenantd runs with
 // TENANTD_MAX_BODY_BYTES=1024 so the body limit is cheap to cross.
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 
-import { h2connect, h2request, rawHttp, request, startTenantd } from '../lib/harness.mjs';
+import { h2connect, h2request, rawHttp, request, startTenantd, within } from '../lib/harness.mjs';
 
 const MAX_BODY = 1024;
 const GENERATED_ID = /^[0-9a-f]{32}$/;
@@ -233,6 +233,13 @@ describe('oversized headers do not hurt the server', () => {
     await assertServing();
   });
 
+  test('plaintext HTTP sent to the TLS port and a TLS hello to the cleartext port are survived', async () => {
+    await rawHttp(td.tlsPort, 'GET /healthz HTTP/1.1\r\nHost: t\r\n\r\n', { timeoutMs: 2000 });
+    await rawHttp(td.port, Buffer.from('160301020001000001fc0303', 'hex'), { timeoutMs: 2000 });
+    await assertServing();
+    assert.equal((await request(`${td.tlsUrl}/healthz`, { http2: 'tls' })).status, 200);
+  });
+
   test('a malformed request line → 400 problem, server survives', async () => {
     const { data } = await rawHttp(td.port, 'GARBAGE\r\n\r\n');
     if (data !== '') assert.match(data, /^HTTP\/1\.[01] 400 /, JSON.stringify(data.slice(0, 200)));
@@ -240,7 +247,64 @@ describe('oversized headers do not hurt the server', () => {
   });
 });
 
+describe('idle and slow connections are closed at TENANTD_IDLE_TIMEOUT_MS', () => {
+  const IDLE_MS = 1000;
+  const SLACK_MS = 1500;
+  let quick;
+
+  before(async () => {
+    quick = await startTenantd({ TENANTD_IDLE_TIMEOUT_MS: IDLE_MS });
+  });
+
+  after(async () => {
+    if (quick) assert.equal(await quick.stop(), 0);
+  });
+
+  // Sends payload on a fresh connection and resolves how long the server took to close it.
+  async function closedAfter(payload) {
+    const started = Date.now();
+    const { closed } = await rawHttp(quick.port, payload, { timeoutMs: IDLE_MS + SLACK_MS + 1000 });
+    return closed ? Date.now() - started : null;
+  }
+
+  test('an idle HTTP/1.1 keep-alive connection', async () => {
+    const ms = await closedAfter('GET /healthz HTTP/1.1\r\nHost: t\r\n\r\n');
+    assert.ok(ms !== null && ms <= IDLE_MS + SLACK_MS, `closed after ${ms} ms (null: still open)`);
+  });
+
+  test('a request head that never ends (slowloris)', async () => {
+    const ms = await closedAfter('GET /healthz HTTP/1.1\r\nHost: t\r\nx-slow: 1\r\n');
+    assert.ok(ms !== null && ms <= IDLE_MS + SLACK_MS, `closed after ${ms} ms (null: still open)`);
+  });
+
+  test('a connection that never sends anything', async () => {
+    const ms = await closedAfter('');
+    assert.ok(ms !== null && ms <= IDLE_MS + SLACK_MS, `closed after ${ms} ms (null: still open)`);
+  });
+
+  test('an idle h2c connection gets GOAWAY or is closed', async () => {
+    const session = await h2connect(quick.url);
+    const started = Date.now();
+    assert.equal((await h2request(session, '/healthz')).status, 200);
+    const ended = await within(new Promise((resolve) => {
+      session.once('goaway', () => resolve('goaway'));
+      session.once('close', () => resolve('close'));
+    }), IDLE_MS + SLACK_MS + 1000);
+    session.destroy();
+    assert.ok(ended, 'the idle HTTP/2 session was ended by the server');
+    assert.ok(Date.now() - started <= IDLE_MS + SLACK_MS + 200, `ended after ${Date.now() - started} ms`);
+  });
+
+  test('the server still serves afterwards', async () => {
+    assert.equal((await request(`${quick.url}/healthz`)).status, 200);
+  });
+});
+
 describe('HTTP/2 concurrent streams', () => {
+  before(async () => {
+    await td.waitReady();
+  });
+
   test('the server advertises SETTINGS_MAX_CONCURRENT_STREAMS = 100 by default', async () => {
     const session = await h2connect(td.url);
     try {
@@ -249,6 +313,23 @@ describe('HTTP/2 concurrent streams', () => {
     } finally {
       session.close();
     }
+  });
+
+  test('with TENANTD_H2_MAX_STREAMS=10, 200 concurrent requests on one connection still all complete', async () => {
+    // h2o 2.2 queues the streams over its per-connection cap; they must all be answered.
+    const small = await startTenantd({ TENANTD_H2_MAX_STREAMS: 10 });
+    await small.waitReady();
+    const session = await h2connect(small.url);
+    try {
+      const results = await Promise.allSettled(
+        Array.from({ length: 200 }, (_, i) => h2request(session, i % 2 ? '/healthz' : '/readyz')),
+      );
+      const failures = results.filter((r) => r.status === 'rejected' || r.value.status !== 200);
+      assert.equal(failures.length, 0, `failed: ${JSON.stringify(failures.slice(0, 3).map((f) => f.reason?.message ?? f.value?.status))}`);
+    } finally {
+      session.close();
+    }
+    assert.equal(await small.stop(), 0);
   });
 
   test('200 concurrent requests on one h2c connection all complete', async () => {
