@@ -1,7 +1,7 @@
 -- schema/control.sql: the control schema `tenantd` (ledger included).
 -- Written by `tenantctl schema dump` from the catalog after applying migrations/control (not pg_dump):
 -- names unqualified, objects sorted by name. Do not edit; a test compares it with a fresh dump.
--- Migrations: 0001_control.sql
+-- Migrations: 0001_control.sql 0002_tenant_notify.sql
 
 CREATE SEQUENCE audit_log_id_seq AS bigint;
 
@@ -162,6 +162,8 @@ ALTER TABLE tenants ADD CONSTRAINT tenants_slug_key UNIQUE (slug);
 
 ALTER TABLE tenants ADD CONSTRAINT tenants_status_check CHECK ((status = ANY (ARRAY['active'::text, 'suspended'::text])));
 
+CREATE TRIGGER tenants_notify AFTER DELETE OR UPDATE ON tenants FOR EACH ROW EXECUTE FUNCTION notify_tenant_change();
+
 CREATE TABLE users (
     id uuid NOT NULL DEFAULT gen_random_uuid(),
     email text NOT NULL,
@@ -245,5 +247,25 @@ BEGIN
         EXECUTE format('DROP ROLE %I', v_schema);
     END IF;
     RETURN true;
+END
+$function$;
+
+CREATE OR REPLACE FUNCTION notify_tenant_change()
+ RETURNS trigger
+ LANGUAGE plpgsql
+ SET search_path TO 'pg_catalog', 'pg_temp'
+AS $function$
+BEGIN
+    IF TG_OP = 'DELETE' THEN
+        PERFORM pg_notify('tenantd_tenants',
+            json_build_object('op', 'delete', 'id', OLD.id, 'slug', OLD.slug, 'status', OLD.status)::text);
+        RETURN OLD;
+    END IF;
+    IF NEW.status IS DISTINCT FROM OLD.status OR NEW.slug IS DISTINCT FROM OLD.slug
+       OR NEW.name IS DISTINCT FROM OLD.name THEN
+        PERFORM pg_notify('tenantd_tenants',
+            json_build_object('op', 'update', 'id', NEW.id, 'slug', NEW.slug, 'status', NEW.status)::text);
+    END IF;
+    RETURN NEW;
 END
 $function$;

@@ -6,8 +6,10 @@
  * the server's login role (the user of DATABASE_URL) gets USAGE on schema tenantd, DML on its
  * tables except append-only audit_log (SELECT, INSERT) and the read-only ledgers
  * (schema_migrations, tenant_migrations, settings: SELECT), USAGE on its sequences, EXECUTE on
- * the provisioning functions, and is made NOINHERIT so that the tenant roles it is a member of
- * give it nothing until it does SET ROLE.
+ * the provisioning functions, membership in every tenant role (new ones get it from
+ * tenantd.create_tenant, which reads the role name from tenantd.settings), and is made NOINHERIT
+ * so that those memberships give it nothing until it does SET ROLE. The role's name is only ever
+ * passed as a parameter or through PQescapeIdentifier / format('%I').
  */
 #include "cli/cli.h"
 
@@ -375,7 +377,12 @@ int cli_grant_app(PGconn *c, const cli_env_t *env)
              "REVOKE INSERT, UPDATE, DELETE, TRUNCATE ON tenantd.schema_migrations, tenantd.tenant_migrations,"
              " tenantd.settings FROM %1$s;"
              "GRANT USAGE ON ALL SEQUENCES IN SCHEMA tenantd TO %1$s;"
-             "GRANT EXECUTE ON FUNCTION tenantd.create_tenant(text, text), tenantd.drop_tenant(text) TO %1$s",
+             "GRANT EXECUTE ON FUNCTION tenantd.create_tenant(text, text), tenantd.drop_tenant(text) TO %1$s;"
+             /* Existing tenant roles too, for a server role that changed (name read from settings). */
+             "DO $grant$ DECLARE app text := (SELECT value FROM tenantd.settings WHERE key = 'app_role'); r record;"
+             " BEGIN FOR r IN SELECT t.schema_name FROM tenantd.tenants t"
+             "  JOIN pg_roles pr ON pr.rolname = t.schema_name ORDER BY 1 LOOP"
+             "  EXECUTE format('GRANT %%I TO %%I', r.schema_name, app); END LOOP; END $grant$",
              app);
     free(app);
     if (cli_run_script(c, sql, err, sizeof(err)) != 0) {

@@ -271,9 +271,10 @@ int migrate_release_tenant_set(PGconn *c, const migrate_set_t *set, char *err, s
 /* ------------------------------------------------------------------------------------------ */
 /* Planning                                                                                     */
 
-/* The one planning query: schemas whose ledger differs from the folder (control first), and a row
- * with an empty schema name when the released tenant set differs. $1 control want, $2 tenant
- * want, $3 only this slug (NULL: all). */
+/* The one planning query: schemas whose ledger differs from the folder (control first), a row
+ * (ord 2) when the released tenant set differs and one (ord 3) when the server's role recorded in
+ * settings is not the user of DATABASE_URL. $1 control want, $2 tenant want, $3 only this slug
+ * (NULL: all), $4 the server's role. */
 static const char PLAN_SQL[] =
     "WITH a AS (SELECT schema_name, string_agg(version::text || ':' || checksum, ',' ORDER BY version) AS applied"
     "           FROM tenantd.schema_migrations GROUP BY schema_name),"
@@ -285,7 +286,9 @@ static const char PLAN_SQL[] =
     "  FROM s LEFT JOIN a USING (schema_name) WHERE coalesce(a.applied, '') <> s.want"
     "  UNION ALL"
     "  SELECT 2, '', '', x.released FROM (SELECT coalesce(string_agg(version::text || ':' || checksum, ','"
-    "   ORDER BY version), '') AS released FROM tenantd.tenant_migrations) x WHERE x.released <> $2) p"
+    "   ORDER BY version), '') AS released FROM tenantd.tenant_migrations) x WHERE x.released <> $2"
+    "  UNION ALL"
+    "  SELECT 3, '', '', '' WHERE (SELECT value FROM tenantd.settings WHERE key = 'app_role') IS DISTINCT FROM $4) p"
     " ORDER BY ord, slug";
 
 /* The same before control migration 0001 created the tenants table. */
@@ -312,6 +315,7 @@ typedef struct {
     work_t control;     /* control schema work (npending 0 when up to date) */
     bool has_control;
     bool release_differs;
+    bool grants_differ; /* settings.app_role is not the user of DATABASE_URL */
     work_t *tenants;
     size_t ntenants;
     char **errors;      /* edited/missing applied migrations */
@@ -357,7 +361,7 @@ static int db_state(PGconn *c, dbstate_t *st)
 
 /* Runs the planning query and checks every returned schema against the sets. */
 static int plan_build(PGconn *c, const dbstate_t *st, const migrate_set_t *ctl, const migrate_set_t *ten,
-                      const char *only_slug, plan_t *p)
+                      const char *only_slug, const char *app_role, plan_t *p)
 {
     memset(p, 0, sizeof(*p));
     char err[1024];
@@ -374,8 +378,8 @@ static int plan_build(PGconn *c, const dbstate_t *st, const migrate_set_t *ctl, 
         return 0;
     }
     if (st->tenants) {
-        const char *params[] = {ctl->want, ten->want, only_slug};
-        p->res = cli_exec(c, PLAN_SQL, 3, params, err, sizeof(err));
+        const char *params[] = {ctl->want, ten->want, only_slug, app_role};
+        p->res = cli_exec(c, PLAN_SQL, 4, params, err, sizeof(err));
     } else {
         const char *params[] = {ctl->want};
         p->res = cli_exec(c, PLAN_CONTROL_SQL, 1, params, err, sizeof(err));
@@ -394,6 +398,10 @@ static int plan_build(PGconn *c, const dbstate_t *st, const migrate_set_t *ctl, 
         const char *applied = PQgetvalue(p->res, i, 3);
         if (ord == 2) {
             p->release_differs = true;
+            continue;
+        }
+        if (ord == 3) {
+            p->grants_differ = true;
             continue;
         }
         work_t *w = ord == 0 ? &p->control : &p->tenants[p->ntenants];
@@ -422,7 +430,8 @@ static int plan_build(PGconn *c, const dbstate_t *st, const migrate_set_t *ctl, 
 
 static bool plan_noop(const plan_t *p)
 {
-    return p->control.npending == 0 && p->ntenants == 0 && !p->release_differs && p->nerrors == 0;
+    return p->control.npending == 0 && p->ntenants == 0 && !p->release_differs && !p->grants_differ &&
+           p->nerrors == 0;
 }
 
 /* Prints a refused plan's errors (the first 20); returns CLI_FAIL. */
@@ -473,6 +482,8 @@ static void plan_print(PGconn *c, const dbstate_t *st, const plan_t *p, const mi
     if (p->release_differs)
         printf("released tenant set (used by tenant create): %s\n",
                dry ? "would be updated" : "behind migrations/tenant");
+    if (p->grants_differ)
+        printf("grants: the server's role (user of DATABASE_URL) %s\n", dry ? "would be granted its rights" : "has not been granted its rights yet");
     for (size_t i = 0; i < p->nerrors; i++)
         printf("error: %s\n", p->errors[i]);
 }
@@ -733,7 +744,7 @@ int migrate_cmd(cli_env_t *env, int argc, char **argv)
         cli_error("no tenant with slug '%s' (no tenants table yet)", only);
         goto out;
     }
-    if (plan_build(c, &st, &ctl, &ten, only, &plan) != 0)
+    if (plan_build(c, &st, &ctl, &ten, only, env->app_role, &plan) != 0)
         goto out;
     if (dry) {
         plan_print(c, &st, &plan, &ctl, &ten, true);
@@ -757,14 +768,14 @@ int migrate_cmd(cli_env_t *env, int argc, char **argv)
     bool control_changed = plan.control.npending > 0;
     if (run_control(c, &ctl, &plan.control, env->tty) != 0)
         goto out;
-    if (control_changed || !st.tenants) {
+    if (control_changed || !st.tenants || plan.grants_differ) {
         if (cli_grant_app(c, env) != 0)
             goto out;
     }
     if (!st.tenants) {
         /* The tenants table did not exist when planning: plan the tenant part now. */
         plan_free(&plan);
-        if (db_state(c, &st) != 0 || plan_build(c, &st, &ctl, &ten, only, &plan) != 0)
+        if (db_state(c, &st) != 0 || plan_build(c, &st, &ctl, &ten, only, env->app_role, &plan) != 0)
             goto out;
         if (plan.nerrors > 0) {
             exit_code = plan_report_errors(&plan);
@@ -828,7 +839,7 @@ int migrate_status_cmd(cli_env_t *env, int argc, char **argv)
     plan_t plan = {0};
     dbstate_t st;
     PGconn *c = cli_connect_owner(env);
-    if (c != NULL && db_state(c, &st) == 0 && plan_build(c, &st, &ctl, &ten, NULL, &plan) == 0) {
+    if (c != NULL && db_state(c, &st) == 0 && plan_build(c, &st, &ctl, &ten, NULL, env->app_role, &plan) == 0) {
         plan_print(c, &st, &plan, &ctl, &ten, false);
         exit_code = CLI_OK;
     }
