@@ -310,6 +310,19 @@ static void start_session(auth_flow_t *f)
         flow_unavailable(f, "the session store is unavailable");
 }
 
+void auth_issue_tokens(http_request_t *hr, const char *user_id, const char *email, const char *tenant_id, const char *tenant_slug,
+                       const char *tenant_name, const char *roles_json)
+{
+    auth_flow_t *f = flow_new(hr);
+    snprintf(f->user_id, sizeof(f->user_id), "%s", user_id);
+    snprintf(f->email, sizeof(f->email), "%s", email);
+    snprintf(f->tenant_id, sizeof(f->tenant_id), "%s", tenant_id);
+    snprintf(f->tenant_slug, sizeof(f->tenant_slug), "%s", tenant_slug);
+    snprintf(f->tenant_name, sizeof(f->tenant_name), "%s", tenant_name);
+    snprintf(f->roles_json, sizeof(f->roles_json), "%s", roles_json);
+    start_session(f);
+}
+
 /* ---------------------------------------------------------------- signup */
 
 static void on_signup_committed(void *data, const db_result_t *res)

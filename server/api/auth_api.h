@@ -25,6 +25,9 @@ void auth_me(http_request_t *hr);
 void auth_sessions_list(http_request_t *hr);
 /* DELETE /v1/auth/sessions/{id} -> 204, or 404 for a session that is not the caller's. */
 void auth_sessions_revoke(http_request_t *hr);
+/* Opens a session for user in tenant and answers 200 with the token response (used after accepting an invitation). */
+void auth_issue_tokens(http_request_t *hr, const char *user_id, const char *email, const char *tenant_id, const char *tenant_slug,
+                       const char *tenant_name, const char *roles_json);
 /* GET /.well-known/jwks.json -> the public signing keys. */
 void auth_jwks(http_request_t *hr);
 

@@ -4,6 +4,7 @@
  */
 #include "api/routes.h"
 
+#include "api/admin_api.h"
 #include "api/auth_api.h"
 #include "api/ops.h"
 #include "api/rest_api.h"
@@ -22,6 +23,23 @@ const router_route_t api_routes[] = {
     {"GET", "/v1/auth/me", auth_me, GUARD_AUTHENTICATED},
     {"GET", "/v1/auth/sessions", auth_sessions_list, GUARD_AUTHENTICATED},
     {"DELETE", "/v1/auth/sessions/{id}", auth_sessions_revoke, GUARD_AUTHENTICATED},
+    {"GET", "/v1/admin/members", admin_members_list, "members:read"},
+    {"PATCH", "/v1/admin/members/{user_id}", admin_member_update, "members:manage"},
+    {"DELETE", "/v1/admin/members/{user_id}", admin_member_delete, "members:manage"},
+    {"POST", "/v1/admin/invitations", admin_invitation_create, "invitations:manage"},
+    {"GET", "/v1/admin/invitations", admin_invitations_list, "invitations:manage"},
+    {"DELETE", "/v1/admin/invitations/{id}", admin_invitation_delete, "invitations:manage"},
+    {"POST", "/v1/invitations/{token}/accept", invitation_accept, ROUTER_PUBLIC},
+    {"GET", "/v1/admin/roles", admin_roles_list, "roles:read"},
+    {"POST", "/v1/admin/roles", admin_role_create, "roles:manage"},
+    {"PATCH", "/v1/admin/roles/{name}", admin_role_update, "roles:manage"},
+    {"DELETE", "/v1/admin/roles/{name}", admin_role_delete, "roles:manage"},
+    {"GET", "/v1/admin/api-keys", admin_keys_list, "api_keys:manage"},
+    {"POST", "/v1/admin/api-keys", admin_key_create, "api_keys:manage"},
+    {"DELETE", "/v1/admin/api-keys/{id}", admin_key_delete, "api_keys:manage"},
+    {"GET", "/v1/admin/audit", admin_audit_list, "audit:read"},
+    {"GET", "/v1/admin/tenant", admin_tenant_get, "tenant:read"},
+    {"PATCH", "/v1/admin/tenant", admin_tenant_update, "tenant:manage"},
     {"GET", "/rest/v1/{table}", rest_select, "{table}:read"},
     {"POST", "/rest/v1/{table}", rest_insert, "{table}:create"},
     {"PATCH", "/rest/v1/{table}", rest_update, "{table}:update"},
@@ -35,4 +53,5 @@ void api_init(void)
     ops_init();
     auth_init();
     rest_init();
+    admin_init();
 }

@@ -21,6 +21,7 @@
 #include <time.h>
 
 #include <jansson.h>
+#include <sodium.h>
 
 #include "core/log.h"
 #include "http/body.h"
@@ -65,6 +66,15 @@ typedef struct {
     rbac_custom_role_t *custom;
     size_t ncustom;
 } tenant_entry_t;
+
+/* An API key's row, by its public prefix. */
+static db_stmt_t api_key_stmt = {"guard_api_key",
+                                 "SELECT k.id::text, k.tenant_id::text, array_to_json(k.roles)::text, k.key_hash"
+                                 " FROM tenantd.api_keys k WHERE k.prefix = $1 AND k.revoked_at IS NULL"
+                                 " AND (k.expires_at IS NULL OR k.expires_at > now())",
+                                 1, 0};
+
+#define GUARD_API_KEY_CACHE_S 60 /* a cached key check lives this long (revocation evicts it at once) */
 
 typedef struct {
     uint64_t hash;
@@ -143,6 +153,7 @@ int guard_init(const config_t *cfg)
     }
     atomic_store(&guard_current_policy, p);
     db_stmt_register(&tenant_stmt);
+    db_stmt_register(&api_key_stmt);
     return 0;
 }
 
@@ -268,6 +279,18 @@ void guard_publish_tenant_change(http_worker_t *w, const char *tenant_id)
     const char *argv[3] = {"PUBLISH", GUARD_TENANT_CHANNEL, tenant_id};
     size_t lens[3] = {7, sizeof(GUARD_TENANT_CHANNEL) - 1, strlen(tenant_id)};
     redis_command_argv(w->redis, publish_reply_ignored, NULL, 3, argv, lens);
+}
+
+void guard_custom_roles(http_request_t *hr, const rbac_custom_role_t **roles, size_t *n)
+{
+    tenant_entry_t *t = &hr->worker->guard->tenants[fnv1a(hr->principal->claims.tid, strlen(hr->principal->claims.tid)) % GUARD_TENANT_SLOTS];
+    if (t->used && strcmp(t->id, hr->principal->claims.tid) == 0) {
+        *roles = t->custom;
+        *n = t->ncustom;
+    } else {
+        *roles = NULL;
+        *n = 0;
+    }
 }
 
 /* ---------------------------------------------------------------- the check */
@@ -506,6 +529,71 @@ static void on_session_checked(void *data, redisReply *reply, const char *err)
     guard_with_tenant(gw);
 }
 
+static void on_api_key(void *data, const db_result_t *res)
+{
+    guard_wait_t *gw = data;
+    gw->job = NULL;
+    http_request_t *hr = gw->hr;
+    if (res->status != DB_OK) {
+        hr->cancel = NULL;
+        http_send_problem_retry(hr, PROBLEM_UNAVAILABLE, "the database is unavailable", 1);
+        return;
+    }
+    PGresult *r = res->results[0];
+    /* tdk_<8 hex>_<secret>: compare the secret's SHA-256 with the stored one in constant time */
+    const char *secret = gw->token + 13;
+    size_t slen = gw->token_len - 13;
+    unsigned char digest[crypto_hash_sha256_BYTES];
+    char hex[65];
+    crypto_hash_sha256(digest, (const unsigned char *)secret, slen);
+    sodium_bin2hex(hex, sizeof(hex), digest, sizeof(digest));
+    if (PQntuples(r) != 1 || PQgetlength(r, 0, 3) != 64 || sodium_memcmp(hex, PQgetvalue(r, 0, 3), 64) != 0) {
+        deny(hr, PROBLEM_UNAUTHORIZED, "invalid API key");
+        return;
+    }
+    memset(&gw->claims, 0, sizeof(gw->claims));
+    snprintf(gw->claims.sub, sizeof(gw->claims.sub), "%s", PQgetvalue(r, 0, 0));
+    snprintf(gw->claims.tid, sizeof(gw->claims.tid), "%s", PQgetvalue(r, 0, 1));
+    snprintf(gw->claims.sid, sizeof(gw->claims.sid), "key:%.32s", PQgetvalue(r, 0, 0));
+    json_error_t jerr;
+    json_t *roles = json_loads(PQgetvalue(r, 0, 2), 0, &jerr);
+    size_t i;
+    json_t *v;
+    json_array_foreach(roles, i, v)
+    {
+        if (json_is_string(v) && gw->claims.nroles < TOKEN_MAX_ROLES)
+            snprintf(gw->claims.roles[gw->claims.nroles++], sizeof(gw->claims.roles[0]), "%s", json_string_value(v));
+    }
+    json_decref(roles);
+    gw->claims.iat = now_s();
+    gw->claims.exp = gw->claims.iat + GUARD_API_KEY_CACHE_S;
+    guard_with_tenant(gw);
+}
+
+/* Checks an API key (Authorization: Bearer tdk_…) against its stored hash. */
+static void guard_api_key(guard_wait_t *gw, h2o_iovec_t cred)
+{
+    http_request_t *hr = gw->hr;
+    bool ok = cred.len > 14 && cred.len < 200 && cred.base[12] == '_';
+    for (size_t i = 4; ok && i < 12; i++)
+        ok = (cred.base[i] >= '0' && cred.base[i] <= '9') || (cred.base[i] >= 'a' && cred.base[i] <= 'f');
+    if (!ok) {
+        deny(hr, PROBLEM_UNAUTHORIZED, "malformed API key");
+        return;
+    }
+    char prefix[9];
+    memcpy(prefix, cred.base + 4, 8);
+    prefix[8] = '\0';
+    const char *params[1] = {prefix};
+    db_status_t st;
+    hr->cancel = guard_cancel;
+    gw->job = db_query(hr->worker->db, &api_key_stmt, params, on_api_key, gw, &st);
+    if (gw->job == NULL) {
+        hr->cancel = NULL;
+        http_send_problem_retry(hr, PROBLEM_UNAVAILABLE, "the database is unavailable", 1);
+    }
+}
+
 /* Reads one cookie's value from the Cookie header(s); false when absent. */
 static bool find_cookie(h2o_req_t *req, const char *name, h2o_iovec_t *out)
 {
@@ -608,6 +696,10 @@ void guard_check(http_request_t *hr, const router_route_t *route, router_handler
         token_entry_clear(e);
     }
 
+    if (cred.len > 4 && memcmp(cred.base, "tdk_", 4) == 0) {
+        guard_api_key(gw, cred);
+        return;
+    }
     token_status_t st = token_verify(guard_keyset, cred.base, cred.len, now, &gw->claims);
     if (st != TOKEN_OK) {
         char detail[96];

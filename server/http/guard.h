@@ -68,6 +68,9 @@ int guard_issue_access_token(token_claims_t *claims, char *out, size_t cap);
 /* Access-token lifetime in seconds. */
 int guard_access_ttl(void);
 
+/* The caller's tenant's custom roles as cached by this worker; valid until the handler returns to the loop. */
+void guard_custom_roles(http_request_t *hr, const rbac_custom_role_t **roles, size_t *n);
+
 /* Forgets a tenant in this worker's cache and tells every instance to do the same. */
 void guard_publish_tenant_change(http_worker_t *w, const char *tenant_id);
 

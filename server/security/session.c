@@ -43,6 +43,20 @@ static const char revoke_lua[] =
     "redis.call('PUBLISH', '" SESSION_REVOCATION_CHANNEL "', ARGV[1])\n"
     "return 1\n";
 
+static const char revoke_user_tenant_lua[] =
+    "local n = 0\n"
+    "for _, sid in ipairs(redis.call('SMEMBERS', KEYS[1])) do\n"
+    "  local t = redis.call('HGET', 'tenantd:sess:' .. sid, 'tid')\n"
+    "  if not t then redis.call('SREM', KEYS[1], sid)\n"
+    "  elseif t == ARGV[1] then\n"
+    "    redis.call('DEL', 'tenantd:sess:' .. sid)\n"
+    "    redis.call('SREM', KEYS[1], sid)\n"
+    "    redis.call('PUBLISH', '" SESSION_REVOCATION_CHANNEL "', sid)\n"
+    "    n = n + 1\n"
+    "  end\n"
+    "end\n"
+    "return n\n";
+
 static const char list_lua[] =
     "local out = {}\n"
     "for _, sid in ipairs(redis.call('SMEMBERS', KEYS[1])) do\n"
@@ -176,6 +190,14 @@ redis_cmd_t *session_revoke_own(redis_client_t *r, const char *sid, const char *
     sess_key(key, sizeof(key), sid);
     const char *args[] = {sid, user_id};
     return eval1(r, revoke_lua, key, 2, args, cb, data);
+}
+
+redis_cmd_t *session_revoke_user_tenant(redis_client_t *r, const char *user_id, const char *tenant_id, redis_reply_cb cb, void *data)
+{
+    char key[128];
+    snprintf(key, sizeof(key), "tenantd:usess:%s", user_id);
+    const char *args[] = {tenant_id};
+    return eval1(r, revoke_user_tenant_lua, key, 1, args, cb, data);
 }
 
 redis_cmd_t *session_exists(redis_client_t *r, const char *sid, redis_reply_cb cb, void *data)

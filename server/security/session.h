@@ -50,6 +50,9 @@ redis_cmd_t *session_revoke(redis_client_t *r, const char *sid, redis_reply_cb c
 /* Revokes sid only if it belongs to user_id; reply integer 1 when revoked, 0 otherwise. */
 redis_cmd_t *session_revoke_own(redis_client_t *r, const char *sid, const char *user_id, redis_reply_cb cb, void *data);
 
+/* Revokes every session of user_id in tenant_id (role change, removal); reply integer count. */
+redis_cmd_t *session_revoke_user_tenant(redis_client_t *r, const char *user_id, const char *tenant_id, redis_reply_cb cb, void *data);
+
 /* Checks that sid still exists; reply integer 1 or 0. */
 redis_cmd_t *session_exists(redis_client_t *r, const char *sid, redis_reply_cb cb, void *data);
 
