@@ -43,7 +43,8 @@ static db_stmt_t catalog_stmt = {
     "SELECT c.relname, a.attname, format_type(a.atttypid, a.atttypmod), a.attnotnull, a.atthasdef,"
     " EXISTS (SELECT 1 FROM pg_index i WHERE i.indrelid = c.oid AND i.indisprimary AND i.indnatts = 1 AND a.attnum = i.indkey[0])"
     " FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace JOIN pg_attribute a ON a.attrelid = c.oid"
-    " WHERE n.nspname = $1 AND c.relkind IN ('r', 'p') AND a.attnum > 0 AND NOT a.attisdropped"
+    " WHERE n.nspname = coalesce($1, (SELECT schema_name FROM tenantd.tenants ORDER BY created_at, id LIMIT 1))"
+    " AND c.relkind IN ('r', 'p') AND a.attnum > 0 AND NOT a.attisdropped"
     " ORDER BY c.relname, a.attnum",
     1, 0};
 
@@ -720,6 +721,62 @@ static void rest_begin(http_request_t *hr, rest_op_t op)
     rc->job = db_query(hr->worker->db, &catalog_stmt, params, on_catalog, rc, &st);
     if (rc->job == NULL)
         rest_unavailable(hr);
+}
+
+size_t rest_table_count(http_worker_t *w)
+{
+    rest_meta_t *m = worker_meta(w);
+    return m->loaded ? m->ntables : 0;
+}
+
+const restq_table_t *rest_table_at(http_worker_t *w, size_t i)
+{
+    return &worker_meta(w)->tables[i];
+}
+
+typedef struct {
+    http_request_t *hr;
+    db_job_t *job;
+    void (*then)(http_request_t *hr);
+} ensure_t;
+
+static void ensure_cancel(http_request_t *hr)
+{
+    ensure_t *e = hr->handler_data;
+    if (e->job != NULL)
+        db_cancel(e->job);
+    e->job = NULL;
+}
+
+static void on_ensure_catalog(void *data, const db_result_t *res)
+{
+    ensure_t *e = data;
+    e->job = NULL;
+    e->hr->cancel = NULL;
+    rest_meta_t *m = worker_meta(e->hr->worker);
+    if (res->status == DB_OK && !m->loaded && !meta_build(m, e->hr->worker->db, res->results[0]))
+        meta_free(m);
+    e->then(e->hr); /* with or without tables: the caller decides */
+}
+
+void rest_meta_ensure(http_request_t *hr, void (*then)(http_request_t *hr))
+{
+    if (worker_meta(hr->worker)->loaded) {
+        then(hr);
+        return;
+    }
+    ensure_t *e = h2o_mem_alloc_pool(&hr->req->pool, sizeof(*e));
+    e->hr = hr;
+    e->then = then;
+    hr->handler_data = e;
+    hr->cancel = ensure_cancel;
+    const char *params[1] = {NULL};
+    db_status_t st;
+    e->job = db_query(hr->worker->db, &catalog_stmt, params, on_ensure_catalog, e, &st);
+    if (e->job == NULL) {
+        hr->cancel = NULL;
+        then(hr);
+    }
 }
 
 void rest_select(http_request_t *hr)

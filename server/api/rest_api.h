@@ -4,6 +4,7 @@
 #ifndef TENANTD_API_REST_API_H
 #define TENANTD_API_REST_API_H
 
+#include "api/rest_query.h"
 #include "http/server.h"
 
 /* Registers the statements the handlers use. */
@@ -18,6 +19,12 @@ void rest_update(http_request_t *hr);
 void rest_delete(http_request_t *hr);
 /* SIGHUP: re-read the table metadata at the next request of this worker. */
 void rest_reload(http_worker_t *w);
+/* Tables known to this worker's metadata (0 until loaded). */
+size_t rest_table_count(http_worker_t *w);
+/* Table i of this worker's metadata (i < rest_table_count). */
+const restq_table_t *rest_table_at(http_worker_t *w, size_t i);
+/* Loads the metadata (from the oldest tenant's schema) if needed, then calls then(hr); then runs even when loading failed. */
+void rest_meta_ensure(http_request_t *hr, void (*then)(http_request_t *hr));
 /* Frees this worker's metadata. */
 void rest_worker_stop(http_worker_t *w);
 

@@ -6,6 +6,7 @@
 
 #include "api/admin_api.h"
 #include "api/auth_api.h"
+#include "api/openapi.h"
 #include "api/ops.h"
 #include "api/rest_api.h"
 #include "http/guard.h"
@@ -14,6 +15,7 @@ const router_route_t api_routes[] = {
     {"GET", "/healthz", ops_healthz, ROUTER_PUBLIC},
     {"GET", "/readyz", ops_readyz, ROUTER_PUBLIC},
     {"GET", "/metrics", ops_metrics, ROUTER_PUBLIC},
+    {"GET", "/openapi.json", openapi_document, ROUTER_PUBLIC},
     {"GET", "/.well-known/jwks.json", auth_jwks, ROUTER_PUBLIC},
     {"POST", "/v1/auth/signup", auth_signup, ROUTER_PUBLIC},
     {"POST", "/v1/auth/login", auth_login, ROUTER_PUBLIC},
