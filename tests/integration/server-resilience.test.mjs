@@ -4,10 +4,14 @@
 // concurrent keep-alive GET /readyz run. The dependency is stopped (or frozen / paused) and brought
 // back: /readyz must turn into prompt 503 problems naming the dependency as down, tenantd must never
 // drop a connection or crash, and it must report ready again within 10 s — the same process.
+// Clients that hang up while their query or command is pending must not hurt it either (the ASan
+// build reports any use of a request after its client went away).
 import assert from 'node:assert/strict';
+import http from 'node:http';
+import http2 from 'node:http2';
 import { after, before, describe, test } from 'node:test';
 
-import { findSample, parsePrometheus, request, sleep, startScratchPostgres, startScratchRedis, startTenantd, waitFor } from '../lib/harness.mjs';
+import { findSample, h2connect, parsePrometheus, request, sleep, startScratchPostgres, startScratchRedis, startTenantd, waitFor } from '../lib/harness.mjs';
 import { startLoad, summarize } from '../lib/load.mjs';
 
 const QUERY_TIMEOUT_MS = 1000;
@@ -77,6 +81,37 @@ function assertOutageHandled({ records, t }, { down, up, fixedAfterStart = true 
   }
 }
 
+// Starts `count` GET /readyz requests over HTTP/1.1 and as many over h2c (two sessions) and
+// abandons them all after abortAfterMs: sockets destroyed, streams cancelled, sessions torn down.
+async function abandonRequests(td, { count = 10, abortAfterMs = 200 } = {}) {
+  const h1 = Array.from({ length: count }, () => {
+    const req = http.request(`${td.url}/readyz`, { agent: false });
+    req.on('error', () => {});
+    req.end();
+    return req;
+  });
+  const cancelled = await h2connect(td.url);
+  const destroyed = await h2connect(td.url);
+  const streams = [cancelled, destroyed].flatMap((session) => Array.from({ length: count / 2 }, () => {
+    const stream = session.request({ ':path': '/readyz' });
+    stream.on('error', () => {});
+    return stream;
+  }));
+  await sleep(abortAfterMs);
+  for (const req of h1) req.destroy();
+  for (const stream of streams.slice(0, count / 2)) stream.close(http2.constants.NGHTTP2_CANCEL);
+  destroyed.destroy();
+  await sleep(50);
+  cancelled.close();
+}
+
+// After clients vanished mid-request: still running, no sanitizer report, ready again.
+async function assertUnharmed(td) {
+  assert.ok(td.alive(), `tenantd is still running; output:\n${td.formatLogs()}`);
+  td.assertNoSanitizerReports();
+  await td.waitReady({ timeoutMs: RECOVERY_MS });
+}
+
 describe('Postgres outages', () => {
   let pg;
   let td;
@@ -106,6 +141,17 @@ describe('Postgres outages', () => {
     assert.equal(td.pid, pid);
     const upSamples = await metricsSamples(td);
     assert.ok(findSample(upSamples, 'tenantd_db_connections', { state: 'up' })[0]?.value >= 1, 'connections are up again');
+  });
+
+  test('clients vanishing while their query hangs (timeouts fire for gone requests) do no harm', async () => {
+    pg.freeze();
+    try {
+      await abandonRequests(td);
+      await sleep(QUERY_TIMEOUT_MS + 500);
+    } finally {
+      pg.thaw();
+    }
+    await assertUnharmed(td);
   });
 
   test('Postgres hung (SIGSTOP) → 503s within the query timeout; resumed → ready', async () => {
@@ -145,6 +191,13 @@ describe('Redis outages', () => {
     assert.ok(td.alive(), `tenantd is still running; output:\n${td.formatLogs()}`);
     assert.equal(td.pid, pid);
     assert.deepEqual(findSample(await metricsSamples(td), 'tenantd_redis_up').map((s) => s.value), [1], 'tenantd_redis_up is 1 again');
+  });
+
+  test('clients vanishing while Redis is paused (timeouts, then late replies) do no harm', async () => {
+    assert.equal(await redis.command(['CLIENT', 'PAUSE', String(QUERY_TIMEOUT_MS + 500), 'ALL']), '+OK');
+    await abandonRequests(td);
+    await sleep(QUERY_TIMEOUT_MS + 1000);
+    await assertUnharmed(td);
   });
 
   test('Redis not answering (CLIENT PAUSE) → 503s within the command timeout; then ready', async () => {

@@ -3,6 +3,7 @@
 // SIGTERM must stop the listeners, let every in-flight request finish with a complete response,
 // send HTTP/2 connections a GOAWAY, close idle keep-alive connections by the drain deadline
 // (TENANTD_SHUTDOWN_TIMEOUT_MS) and exit 0. Requests sent after the signal may be refused.
+// SIGHUP (the reload hook) must leave the server running.
 import assert from 'node:assert/strict';
 import net from 'node:net';
 import tls from 'node:tls';
@@ -126,5 +127,16 @@ describe('SIGTERM', () => {
     assertCleanExit(stopped, td);
     assert.ok(closedIdle.every(Boolean), 'the server closed the idle HTTP/1.1 connections');
     assert.deepEqual(gotGoaway, [true, true], 'both HTTP/2 connections received GOAWAY');
+  });
+});
+
+describe('SIGHUP', () => {
+  test('does not stop the server; it keeps serving and still drains on SIGTERM', async () => {
+    const td = await startTenantd({ TENANTD_SHUTDOWN_TIMEOUT_MS: DEADLINE_MS });
+    td.proc.kill('SIGHUP');
+    await sleep(500);
+    assert.ok(td.alive(), `tenantd exited on SIGHUP; output:\n${td.formatLogs()}`);
+    assert.equal((await request(`${td.url}/healthz`)).status, 200);
+    assertCleanExit(await sigterm(td), td, 2000);
   });
 });

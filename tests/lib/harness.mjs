@@ -227,9 +227,12 @@ function makeHandle(child, { url, port, tlsPort }) {
     // Resolves with the first output line satisfying predicate(line), or throws after timeoutMs.
     waitForLog: (predicate, { timeoutMs = 5000 } = {}) =>
       waitFor(() => lines.map((l) => l.line).find(predicate), { timeoutMs, intervalMs: 50, message: 'a matching log line' }),
+    // Throws (once per process, so one report is not repeated by every later check) when the
+    // output holds ASan/UBSan reports.
     assertNoSanitizerReports() {
       const reports = sanitizerReports(handle.logs());
-      if (reports.length) {
+      if (reports.length && !handle.sanitizerReported) {
+        handle.sanitizerReported = true;
         throw new Error(`tenantd (pid ${handle.pid}) reported sanitizer errors:\n${formatLogs(lines, 120)}`);
       }
     },
