@@ -28,6 +28,7 @@ const MATRIX = {
   'GET /healthz': { permission: 'public' },
   'GET /readyz': { permission: 'public' },
   'GET /metrics': { permission: 'public' },
+  'GET /openapi.json': { permission: 'public' },
   'GET /.well-known/jwks.json': { permission: 'public' },
   'POST /v1/auth/signup': { permission: 'public' },
   'POST /v1/auth/login': { permission: 'public' },
