@@ -12,6 +12,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "cli/tenants.h"
 #include "core/slug.h"
@@ -144,14 +145,19 @@ int dataio_export_cmd(cli_env_t *env, int argc, char **argv)
         free(tjson);
     }
     free(qs);
-    if (ok && out != stdout && fclose(out) != 0) {
-        cli_error("cannot write %s: %s", outpath, strerror(errno));
-        ok = false;
-    } else if (out == stdout && fflush(stdout) != 0) {
+    if (out != stdout) {
+        int closed = fclose(out);
+        out = NULL;
+        if (ok && closed != 0) {
+            cli_error("cannot write %s: %s", outpath, strerror(errno));
+            ok = false;
+        }
+    } else if (fflush(stdout) != 0) {
+        cli_error("cannot write the export to stdout");
         ok = false;
     }
-    if (ok)
-        out = NULL; /* closed above */
+    if (!ok && outpath != NULL)
+        unlink(outpath); /* no half-written export file */
     if (ok) {
         fprintf(stderr, "exported tenant %s: %d tables, %zu rows\n", pos[0], PQntuples(tables), rows);
         rc = CLI_OK;

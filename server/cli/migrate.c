@@ -573,14 +573,14 @@ static size_t run_tenants(const cli_env_t *env, const migrate_set_t *set, work_t
     if ((size_t)jobs > n)
         jobs = (int)n;
     pthread_t *threads = calloc((size_t)jobs, sizeof(pthread_t));
+    bool *started = calloc((size_t)jobs, sizeof(bool));
+    if (threads == NULL || started == NULL)
+        jobs = 0; /* out of memory: every item ends up "not attempted" below */
     atomic_init(&pool.running, jobs);
-    int started = 0;
     for (int i = 0; i < jobs; i++) {
-        if (pthread_create(&threads[i], NULL, worker_main, &pool) != 0) {
+        started[i] = pthread_create(&threads[i], NULL, worker_main, &pool) == 0;
+        if (!started[i])
             atomic_fetch_sub(&pool.running, 1);
-            continue;
-        }
-        started++;
     }
     while (atomic_load(&pool.running) > 0) {
         progress_draw(&pool.progress);
@@ -588,14 +588,15 @@ static size_t run_tenants(const cli_env_t *env, const migrate_set_t *set, work_t
         nanosleep(&ts, NULL);
     }
     for (int i = 0; i < jobs; i++)
-        if (started > 0)
+        if (started[i])
             pthread_join(threads[i], NULL);
     free(threads);
+    free(started);
     size_t failed = 0;
     for (size_t i = 0; i < n; i++) {
         if (items[i].state == 0) {
             items[i].state = 2;
-            snprintf(items[i].err, sizeof(items[i].err), "not attempted: no database connection");
+            snprintf(items[i].err, sizeof(items[i].err), "not attempted: no database connection or thread");
             progress_tick(&pool.progress, true);
         }
         failed += items[i].state == 2;
