@@ -2,11 +2,11 @@
 //
 // Each case starts the real binary with the stack environment plus one bad variable and expects
 // exit status 2, nothing on stdout and exactly one stderr line that names the variable — and never
-// a secret taken from the bad value.
+// a secret taken from the bad value. Passwords in valid URLs stay out of the logs as well.
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
 
-import { runTenantd } from '../lib/harness.mjs';
+import { freePort, request, requireEnv, runTenantd, sleep, startTenantd } from '../lib/harness.mjs';
 
 const CASES = [
   { name: 'TENANTD_LISTEN', value: 'nonsense' },
@@ -70,4 +70,26 @@ describe('secrets in a bad value never reach the output', () => {
       assert.ok(!output.includes(secret), `the output leaks '${secret}'; ${describeRun(run)}`);
     });
   }
+});
+
+describe('secrets in valid URLs never reach the logs', () => {
+  // The wrong Postgres password makes the stack's Postgres refuse the login (an error message from
+  // the server side); Redis is not listening at all (a client-side error).
+  test('a Postgres and a Redis password stay out of the output while both connections fail', async () => {
+    const redisPort = await freePort();
+    const wrongPassword = new URL(requireEnv('DATABASE_URL'));
+    wrongPassword.password = 'pg-s3cr3t-pw';
+    const td = await startTenantd({
+      DATABASE_URL: wrongPassword.href,
+      REDIS_URL: `redis://:redis-s3cr3t-pw@127.0.0.1:${redisPort}/0`,
+      TENANTD_LOG_LEVEL: 'debug',
+    });
+    const ready = await request(`${td.url}/readyz`);
+    assert.equal(ready.status, 503, `not ready without Postgres and Redis: ${ready.body}`);
+    await sleep(1500); // a few reconnect attempts, each a chance to log the URL
+    assert.equal(await td.stop(), 0);
+    const leaks = td.logs().filter((line) => /s3cr3t/.test(line));
+    assert.deepEqual(leaks, [], 'no output line contains a password');
+    assert.ok(!ready.body.includes('s3cr3t'), 'the /readyz body does not contain a password');
+  });
 });

@@ -5,6 +5,7 @@
 // parsed strictly; every request leaves one JSON access-log line on stdout.
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
+import http from 'node:http';
 import { after, before, describe, test } from 'node:test';
 
 import { findSample, parsePrometheus, request, startTenantd, waitFor } from '../lib/harness.mjs';
@@ -131,6 +132,26 @@ describe('/metrics', () => {
       return d >= 3 ? d : false;
     }, { timeoutMs: 3000, message: 'the /healthz counter to grow by 3' });
     assert.equal(delta, 3);
+  });
+
+  test('unknown paths share one bounded route label instead of one series per path', async () => {
+    const paths = [1, 2, 3].map(() => `/${uniqueId('nowhere')}`);
+    for (const path of paths) assert.equal((await request(`${td.url}${path}`)).status, 404);
+    const res = await scrape();
+    for (const path of paths) assert.ok(!res.body.includes(path.slice(1)), `the metrics mention ${path}`);
+    const { samples } = parsePrometheus(res.body);
+    assert.ok(findSample(samples, 'tenantd_http_requests_total', { status: '404' }).length >= 1, 'the 404s are counted');
+  });
+
+  test('tenantd_open_connections falls back once clients disconnect', async () => {
+    const openNow = async () => findSample(parsePrometheus((await scrape()).body).samples, 'tenantd_open_connections')[0].value;
+    const baseline = await openNow();
+    const agent = new http.Agent({ keepAlive: true, maxSockets: 10 });
+    await Promise.all(Array.from({ length: 10 }, () => request(`${td.url}/healthz`, { agent })));
+    const busy = await openNow();
+    agent.destroy();
+    assert.ok(busy >= baseline + 10 - 1, `10 keep-alive connections are counted (baseline ${baseline}, now ${busy})`);
+    await waitFor(async () => (await openNow()) <= baseline, { timeoutMs: 3000, message: `the gauge to return to ${baseline}` });
   });
 
   test('over HTTP/2 as well (h2c)', async () => {
