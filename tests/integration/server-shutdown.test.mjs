@@ -23,11 +23,12 @@ async function sigterm(td, waitMs = DEADLINE_MS + EXIT_SLACK_MS) {
   return { status, elapsed: Date.now() - sent, sent };
 }
 
+// Sanitizer reports first: they explain a bad exit status better than the status does.
 function assertCleanExit({ status, elapsed }, td, limitMs = DEADLINE_MS + EXIT_SLACK_MS) {
+  td.assertNoSanitizerReports();
   assert.notEqual(status, null, `tenantd still running ${elapsed} ms after SIGTERM; output:\n${td.formatLogs()}`);
   assert.equal(status, 0, `exit status after SIGTERM; output:\n${td.formatLogs()}`);
   assert.ok(elapsed <= limitMs, `exited ${elapsed} ms after SIGTERM (limit ${limitMs} ms)`);
-  td.assertNoSanitizerReports();
 }
 
 // Opens an HTTP/1.1 keep-alive connection (cleartext or TLS with ALPN http/1.1), completes one

@@ -78,8 +78,9 @@ export function parsePrometheus(text) {
     m = SAMPLE_RE.exec(line);
     if (!m) throw new Error(`line ${lineNo}: not a sample line: '${line}'`);
     const sample = { name: m[1], labels: parseLabels(m[2] ?? '', lineNo), value: parseValue(m[3], lineNo) };
-    const family = families.get(familyOf(sample.name, families));
-    if (family) family.sampled = true;
+    const familyName = familyOf(sample.name, families);
+    if (!families.has(familyName)) families.set(familyName, { type: 'untyped', help: null, declared: {}, sampled: false });
+    families.get(familyName).sampled = true;
     samples.push(sample);
     return undefined;
   });
