@@ -74,6 +74,27 @@ describe('login', () => {
     assert401(unknown, 'unknown e-mail');
   });
 
+  test('a wrong password and an unknown e-mail take about the same time', async () => {
+    // the unknown e-mail is verified against a dummy hash: no fast path tells accounts apart.
+    // Fresh accounts, three attempts each (under the limit of 5); medians of 6 samples each.
+    const accounts = [await freshAccount(td, 'time'), await freshAccount(td, 'time')];
+    const timed = async (email, password) => {
+      const start = process.hrtime.bigint();
+      const res = await loginRaw(td, email, password);
+      assert.equal(res.status, 401, res.body);
+      return Number(process.hrtime.bigint() - start) / 1e6;
+    };
+    const wrong = [];
+    const unknown = [];
+    for (let i = 0; i < 6; i++) {
+      wrong.push(await timed(accounts[i % 2].email, `wrong-${i}`));
+      unknown.push(await timed(`nobody-${uniq()}@auth-tests.example`, `wrong-${i}`));
+    }
+    const median = (xs) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
+    const [w, u] = [median(wrong), median(unknown)];
+    assert.ok(u > w / 2 && u < w * 2, `median ms: wrong password ${w.toFixed(1)}, unknown e-mail ${u.toFixed(1)}`);
+  });
+
   test('bad input → 422 / 415 / 400', async () => {
     assertProblem(await loginRaw(td, 'not-an-email', 'x'), 422, 'bad e-mail');
     assertProblem(await call(td, 'POST', '/v1/auth/login', { email: FIXTURE.acme.viewer.email }), 422, 'no password');

@@ -79,6 +79,16 @@ describe('signup', () => {
     }
   });
 
+  test('concurrent sign-ups with one slug or one e-mail: exactly one 201, the others 409', async () => {
+    const base = signupBody('race');
+    const sameSlug = Array.from({ length: 4 }, () => ({ ...signupBody('race'), tenant: { ...base.tenant } }));
+    const bySlug = await Promise.all(sameSlug.map((b) => signupRaw(td, b)));
+    assert.deepEqual(bySlug.map((r) => r.status).sort(), [201, 409, 409, 409], `same slug: ${bySlug.map((r) => r.body.slice(0, 120)).join(' | ')}`);
+    const sameEmail = Array.from({ length: 4 }, () => ({ ...signupBody('race'), email: base.email }));
+    const byEmail = await Promise.all(sameEmail.map((b) => signupRaw(td, b)));
+    assert.deepEqual(byEmail.map((r) => r.status).sort(), [201, 409, 409, 409], `same e-mail: ${byEmail.map((r) => r.body.slice(0, 120)).join(' | ')}`);
+  });
+
   test('bad e-mail, slug or name → 422', async () => {
     const cases = [];
     for (const email of ['', 'plain', '@x.test', 'a@', 'a@b', 'a@@b.test', 'a b@x.test', 'a@x.test.', `${'a'.repeat(250)}@x.test`, 42, null]) {
