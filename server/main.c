@@ -15,6 +15,7 @@
 #include "http/guard.h"
 #include "http/server.h"
 #include "infra/workpool.h"
+#include "realtime/hub.h"
 #include "security/password.h"
 
 /* Argon2id INTERACTIVE needs 64 MiB per hash: two threads bound that to 128 MiB. */
@@ -28,8 +29,20 @@ static void on_reload(http_worker_t *w)
     rest_reload(w);
 }
 
+static void on_worker_start(http_worker_t *w)
+{
+    guard_worker_start(w);
+    hub_worker_start(w);
+}
+
+static void on_drain(http_worker_t *w)
+{
+    hub_kill_all(w, "the server is shutting down");
+}
+
 static void on_worker_stop(http_worker_t *w)
 {
+    hub_worker_stop(w);
     rest_worker_stop(w);
     guard_worker_stop(w);
 }
@@ -79,8 +92,9 @@ int main(int argc, char **argv)
         .routes = api_routes,
         .route_count = api_route_count,
         .on_reload = on_reload,
-        .on_worker_start = guard_worker_start,
+        .on_worker_start = on_worker_start,
         .on_worker_stop = on_worker_stop,
+        .on_drain = on_drain,
         .guard = guard_check,
         .on_request_dispose = guard_request_dispose,
     };

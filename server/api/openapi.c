@@ -50,6 +50,8 @@ static const struct {
     {"GET /v1/admin/audit", "Audit log, newest first, cursor-paginated"},
     {"GET /v1/admin/tenant", "The tenant"},
     {"PATCH /v1/admin/tenant", "Rename the tenant"},
+    {"POST /v1/realtime/emit", "Emit an event to a user, role, room or the tenant"},
+    {"GET /v1/events", "Realtime events as Server-Sent Events (?rooms=a,b)"},
     {"GET /rest/v1/{table}", "Read rows (PostgREST filters)"},
     {"POST /rest/v1/{table}", "Insert rows"},
     {"PATCH /rest/v1/{table}", "Update the filtered rows"},

@@ -51,15 +51,17 @@ static db_stmt_t catalog_stmt = {
 static db_stmt_t tenant_ctx_stmt = {"rest_tenant_ctx",
                                     "SELECT set_config('role', $1, true), set_config('search_path', $1, true)", 1, 0};
 
-/* Publishes change events: KEYS[1] seq counter, KEYS[2] stream; ARGV[1] tenant id, ARGV[2] table, ARGV[3] op, ARGV[4] rows JSON. */
+/* Publishes change events in the hub's message format (realtime/hub.h): KEYS[1] seq counter,
+ * KEYS[2] stream; ARGV[1] tenant id, ARGV[2] table, ARGV[3] op, ARGV[4] rows JSON. */
 static const char publish_lua[] =
     "local rows = cjson.decode(ARGV[4])\n"
+    "local room = 'table:' .. ARGV[2]\n"
     "for _, row in ipairs(rows) do\n"
     "  local seq = redis.call('INCR', KEYS[1])\n"
-    "  local ev = cjson.encode({table = ARGV[2], op = ARGV[3], id = row.id, record = row, seq = seq})\n"
-    "  redis.call('PUBLISH', 't:' .. ARGV[1] .. ':room:table:' .. ARGV[2], ev)\n"
-    "  redis.call('XADD', KEYS[2], 'MAXLEN', '~', '" REST_EVENT_STREAM_MAX "', seq .. '-1', 'room', 'table:' .. ARGV[2],"
-    " 'event', 'change', 'data', ev)\n"
+    "  local data = cjson.encode({table = ARGV[2], op = ARGV[3], id = row.id, record = row, seq = seq})\n"
+    "  local msg = '{\"event\":\"change\",\"room\":' .. cjson.encode(room) .. ',\"seq\":' .. seq .. ',\"data\":' .. data .. '}'\n"
+    "  redis.call('PUBLISH', 't:' .. ARGV[1] .. ':room:' .. room, msg)\n"
+    "  redis.call('XADD', KEYS[2], 'MAXLEN', '~', '" REST_EVENT_STREAM_MAX "', seq .. '-1', 'msg', msg)\n"
     "end\n"
     "return #rows\n";
 

@@ -8,8 +8,10 @@
 #include "api/auth_api.h"
 #include "api/openapi.h"
 #include "api/ops.h"
+#include "api/realtime_api.h"
 #include "api/rest_api.h"
 #include "http/guard.h"
+#include "realtime/sse.h"
 
 const router_route_t api_routes[] = {
     {"GET", "/healthz", ops_healthz, ROUTER_PUBLIC},
@@ -42,6 +44,8 @@ const router_route_t api_routes[] = {
     {"GET", "/v1/admin/audit", admin_audit_list, "audit:read"},
     {"GET", "/v1/admin/tenant", admin_tenant_get, "tenant:read"},
     {"PATCH", "/v1/admin/tenant", admin_tenant_update, "tenant:manage"},
+    {"POST", "/v1/realtime/emit", realtime_emit, "realtime:emit"},
+    {"GET", "/v1/events", sse_events, GUARD_AUTHENTICATED},
     {"GET", "/rest/v1/{table}", rest_select, "{table}:read"},
     {"POST", "/rest/v1/{table}", rest_insert, "{table}:create"},
     {"PATCH", "/rest/v1/{table}", rest_update, "{table}:update"},

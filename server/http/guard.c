@@ -85,6 +85,8 @@ typedef struct {
 } token_entry_t;
 
 typedef struct guard_state {
+    redis_message_cb other_messages; /* receives pub/sub messages on channels the guard does not own */
+    void *other_data;
     token_entry_t tokens[GUARD_TOKEN_SLOTS];
     tenant_entry_t tenants[GUARD_TENANT_SLOTS];
     unsigned policy_generation;
@@ -238,6 +240,9 @@ static void on_pubsub_message(void *data, const char *channel, size_t channel_le
         evict_sid(w->guard, msg, msg_len);
     else if (channel_len == sizeof(GUARD_TENANT_CHANNEL) - 1 && memcmp(channel, GUARD_TENANT_CHANNEL, channel_len) == 0)
         evict_tenant(w->guard, msg, msg_len);
+    /* the realtime hub hears everything too: revocations close sockets, tenant changes re-check them */
+    if (w->guard->other_messages != NULL)
+        w->guard->other_messages(w->guard->other_data, channel, channel_len, msg, msg_len);
 }
 
 /* While the subscription is down, anything could have been revoked: forget it all. */
@@ -258,6 +263,12 @@ void guard_worker_start(http_worker_t *w)
     redis_client_on_state(w->redis_sub, on_subscriber_state, w);
     redis_subscribe(w->redis_sub, SESSION_REVOCATION_CHANNEL);
     redis_subscribe(w->redis_sub, GUARD_TENANT_CHANNEL);
+}
+
+void guard_on_other_messages(http_worker_t *w, redis_message_cb cb, void *data)
+{
+    w->guard->other_messages = cb;
+    w->guard->other_data = data;
 }
 
 void guard_worker_stop(http_worker_t *w)

@@ -50,6 +50,9 @@ void guard_reload_policies(void);
 /* Per-worker set-up: caches and the pub/sub subscriptions. */
 void guard_worker_start(http_worker_t *w);
 
+/* Passes every pub/sub message of this worker (after the guard's own handling) to cb (the realtime hub). */
+void guard_on_other_messages(http_worker_t *w, redis_message_cb cb, void *data);
+
 /* Per-worker tear-down. */
 void guard_worker_stop(http_worker_t *w);
 

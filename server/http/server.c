@@ -229,6 +229,8 @@ static void on_tick(h2o_timeout_entry_t *entry)
         close_listener(w, &w->listener, &w->accept_ctx);
         close_listener(w, &w->tls_listener, &w->tls_accept_ctx);
         h2o_context_request_shutdown(&w->ctx);
+        if (server_app->on_drain != NULL)
+            server_app->on_drain(w);
     }
     if (w->draining) {
         bool done = false;

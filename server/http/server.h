@@ -35,6 +35,7 @@ typedef struct http_worker {
     redis_client_t *redis_sub; /* pub/sub */
     struct guard_state *guard; /* per-thread token and tenant caches (http/guard.c) */
     void *api_state;           /* per-thread state of the application layer (api/) */
+    void *realtime;            /* per-thread realtime hub (realtime/hub.c) */
     workpool_receiver_t workpool_rx; /* where this loop's workpool jobs report back */
     size_t inflight;           /* requests of this worker not yet disposed */
     size_t open_conns;         /* client connections of this worker */
@@ -51,6 +52,7 @@ typedef struct {
     void (*on_reload)(http_worker_t *worker); /* SIGHUP, on each worker's thread; may be NULL */
     void (*on_worker_start)(http_worker_t *worker); /* on each worker's thread before it serves; may be NULL */
     void (*on_worker_stop)(http_worker_t *worker);  /* on each worker's thread after its loop ended; may be NULL */
+    void (*on_drain)(http_worker_t *worker);        /* when draining starts (close long-lived streams); may be NULL */
     /* runs before the route's handler: answers (401/403/503) or calls next; NULL = call the handler directly */
     void (*guard)(http_request_t *hr, const router_route_t *route, router_handler_t next);
     void (*on_request_dispose)(http_request_t *hr); /* releases what the guard attached; may be NULL */

@@ -1,0 +1,505 @@
+/*
+ * hub: rooms, subscriptions, delivery and presence for one worker thread (see hub.h).
+ *
+ * Data: a chained hash table from "tenant_id/room" to a room (its clients in an array); every
+ * registered client is also in a flat list for shutdown. Everything is touched only by the
+ * worker's own thread. Publishing uses one Lua script (seq INCR, PUBLISH, XADD with MAXLEN ~),
+ * so the sequence, the live message and the stored copy never disagree. Presence lives in a
+ * sorted set per room scored by expiry time; a 10 s heartbeat refreshes this worker's members,
+ * so members of a crashed instance vanish within 30 s.
+ */
+#include "realtime/hub.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include <jansson.h>
+
+#include "core/log.h"
+#include "http/guard.h"
+#include "security/session.h"
+
+#define HUB_BUCKETS 4096
+#define HUB_STREAM_MAX "10000"
+#define HUB_PRESENCE_TTL_S 30
+#define HUB_HEARTBEAT_MS 10000
+
+typedef struct hub_room {
+    struct hub_room *next;
+    char *key; /* tenant_id/room */
+    char tenant_id[64];
+    char name[HUB_ROOM_MAX + 1];
+    hub_client_t **clients;
+    size_t nclients, cap;
+} hub_room_t;
+
+typedef struct {
+    http_worker_t *worker;
+    hub_room_t *buckets[HUB_BUCKETS];
+    hub_client_t **all;
+    size_t nall, capall;
+    h2o_timeout_t heartbeat_timeout;
+    h2o_timeout_entry_t heartbeat;
+} hub_t;
+
+/* Publishes: KEYS[1] seq, KEYS[2] stream; ARGV tenant, room, event, data JSON, from. Returns the seq. */
+static const char publish_lua[] =
+    "local seq = redis.call('INCR', KEYS[1])\n"
+    "local room = cjson.encode(ARGV[2])\n"
+    "local msg = '{\"event\":' .. cjson.encode(ARGV[3]) .. ',\"room\":' .. room .. ',\"seq\":' .. seq .."
+    " ',\"data\":{\"room\":' .. room .. ',\"data\":' .. ARGV[4] .. ',\"from\":' .. cjson.encode(ARGV[5]) .. ',\"seq\":' .. seq .. '}}'\n"
+    "redis.call('PUBLISH', 't:' .. ARGV[1] .. ':room:' .. ARGV[2], msg)\n"
+    "redis.call('XADD', KEYS[2], 'MAXLEN', '~', '" HUB_STREAM_MAX "', seq .. '-1', 'msg', msg)\n"
+    "return seq\n";
+
+static const char presence_lua[] =
+    "redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', ARGV[1])\n"
+    "return redis.call('ZRANGE', KEYS[1], 0, 999)\n";
+
+static hub_t *hub_of(http_worker_t *w);
+
+/* ---------------------------------------------------------------- helpers */
+
+static uint64_t hash_key(const char *s)
+{
+    uint64_t h = 1469598103934665603ull;
+    for (; *s; s++)
+        h = (h ^ (unsigned char)*s) * 1099511628211ull;
+    return h;
+}
+
+static void room_key(char *out, size_t cap, const char *tenant_id, const char *room)
+{
+    snprintf(out, cap, "%s/%s", tenant_id, room);
+}
+
+static void room_channel(char *out, size_t cap, const char *tenant_id, const char *room)
+{
+    snprintf(out, cap, "t:%s:room:%s", tenant_id, room);
+}
+
+static hub_room_t *room_find(hub_t *h, const char *key)
+{
+    for (hub_room_t *r = h->buckets[hash_key(key) % HUB_BUCKETS]; r != NULL; r = r->next)
+        if (strcmp(r->key, key) == 0)
+            return r;
+    return NULL;
+}
+
+static void ignore_reply(void *data, redisReply *reply, const char *err)
+{
+}
+
+bool hub_room_name_valid(const char *name, size_t len)
+{
+    if (len == 0 || len > HUB_ROOM_MAX)
+        return false;
+    for (size_t i = 0; i < len; i++) {
+        char c = name[i];
+        if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '_' || c == '.' || c == ':' || c == '-'))
+            return false;
+    }
+    return true;
+}
+
+static bool client_has_role(const hub_client_t *c, const char *role)
+{
+    for (int i = 0; i < c->claims.nroles; i++)
+        if (strcmp(c->claims.roles[i], role) == 0)
+            return true;
+    return false;
+}
+
+int hub_may_join(const hub_client_t *c, const char *room, int *status, const char **reason)
+{
+    *status = 403;
+    if (!hub_room_name_valid(room, strlen(room))) {
+        *status = 400;
+        *reason = "room names match ^[A-Za-z0-9_.:-]{1,64}$";
+        return -1;
+    }
+    if (strcmp(room, "tenant") == 0)
+        return 0;
+    if (strncmp(room, "user:", 5) == 0) {
+        if (strcmp(room + 5, c->claims.sub) == 0)
+            return 0;
+        *reason = "user rooms are only for oneself";
+        return -1;
+    }
+    if (strncmp(room, "role:", 5) == 0) {
+        if (client_has_role(c, room + 5))
+            return 0;
+        *reason = "role rooms are only for holders of the role";
+        return -1;
+    }
+    if (strncmp(room, "table:", 6) == 0) {
+        if (rbac_check(c->grants, room + 6, "read") != RBAC_DENY)
+            return 0;
+        *reason = "no read permission on that table";
+        return -1;
+    }
+    if (rbac_check(c->grants, "realtime", "join") != RBAC_DENY)
+        return 0;
+    *reason = "joining rooms needs realtime:join";
+    return -1;
+}
+
+/* ---------------------------------------------------------------- presence */
+
+static void presence_touch(http_worker_t *w, hub_client_t *c, const char *room, bool add)
+{
+    char key[200], member[200], score[32];
+    snprintf(key, sizeof(key), "t:%s:presence:%s", c->claims.tid, room);
+    snprintf(member, sizeof(member), "%s|%s", c->claims.sub, c->conn_id);
+    if (add) {
+        snprintf(score, sizeof(score), "%lld", (long long)time(NULL) + HUB_PRESENCE_TTL_S);
+        const char *argv[4] = {"ZADD", key, score, member};
+        size_t lens[4] = {4, strlen(key), strlen(score), strlen(member)};
+        redis_command_argv(w->redis, ignore_reply, NULL, 4, argv, lens);
+    } else {
+        const char *argv[3] = {"ZREM", key, member};
+        size_t lens[3] = {4, strlen(key), strlen(member)};
+        redis_command_argv(w->redis, ignore_reply, NULL, 3, argv, lens);
+    }
+}
+
+/* Announces a join or leave in the room (only for rooms people share: not user:/role: rooms of one). */
+static void presence_announce(http_worker_t *w, hub_client_t *c, const char *room, bool joined)
+{
+    if (strncmp(room, "user:", 5) == 0)
+        return;
+    char data[160];
+    snprintf(data, sizeof(data), "{\"joined\":[%s%s%s],\"left\":[%s%s%s]}", joined ? "\"" : "", joined ? c->claims.sub : "",
+             joined ? "\"" : "", joined ? "" : "\"", joined ? "" : c->claims.sub, joined ? "" : "\"");
+    hub_publish(w, c->claims.tid, room, "presence", data, c->claims.sub, ignore_reply, NULL);
+}
+
+/* Refreshes the presence of every local member, so that only a crashed instance's members expire. */
+static void on_heartbeat(h2o_timeout_entry_t *entry)
+{
+    hub_t *h = H2O_STRUCT_FROM_MEMBER(hub_t, heartbeat, entry);
+    for (size_t i = 0; i < h->nall; i++) {
+        hub_client_t *c = h->all[i];
+        for (size_t k = 0; !c->dead && k < c->nrooms; k++)
+            presence_touch(h->worker, c, c->rooms[k], true);
+    }
+    h2o_timeout_link(h->worker->ctx.loop, &h->heartbeat_timeout, &h->heartbeat);
+}
+
+/* ---------------------------------------------------------------- membership */
+
+int hub_join(http_worker_t *w, hub_client_t *c, const char *room)
+{
+    for (size_t i = 0; i < c->nrooms; i++)
+        if (strcmp(c->rooms[i], room) == 0)
+            return 0;
+    if (c->nrooms >= HUB_ROOMS_PER_CLIENT)
+        return -1;
+    hub_t *h = hub_of(w);
+    char key[200];
+    room_key(key, sizeof(key), c->claims.tid, room);
+    hub_room_t *r = room_find(h, key);
+    if (r == NULL) {
+        r = calloc(1, sizeof(*r));
+        r->key = strdup(key);
+        snprintf(r->tenant_id, sizeof(r->tenant_id), "%s", c->claims.tid);
+        snprintf(r->name, sizeof(r->name), "%s", room);
+        uint64_t b = hash_key(key) % HUB_BUCKETS;
+        r->next = h->buckets[b];
+        h->buckets[b] = r;
+        char channel[200];
+        room_channel(channel, sizeof(channel), c->claims.tid, room);
+        redis_subscribe(w->redis_sub, channel);
+    }
+    if (r->nclients == r->cap) {
+        r->cap = r->cap ? r->cap * 2 : 4;
+        r->clients = realloc(r->clients, r->cap * sizeof(*r->clients));
+    }
+    r->clients[r->nclients++] = c;
+    c->rooms[c->nrooms++] = strdup(room);
+    presence_touch(w, c, room, true);
+    presence_announce(w, c, room, true);
+    return 0;
+}
+
+int hub_leave(http_worker_t *w, hub_client_t *c, const char *room)
+{
+    size_t idx = c->nrooms;
+    for (size_t i = 0; i < c->nrooms; i++)
+        if (strcmp(c->rooms[i], room) == 0)
+            idx = i;
+    if (idx == c->nrooms)
+        return -1;
+    hub_t *h = hub_of(w);
+    char key[200];
+    room_key(key, sizeof(key), c->claims.tid, room);
+    hub_room_t *r = room_find(h, key);
+    if (r != NULL) {
+        for (size_t i = 0; i < r->nclients; i++) {
+            if (r->clients[i] == c) {
+                r->clients[i] = r->clients[--r->nclients];
+                break;
+            }
+        }
+        if (r->nclients == 0) {
+            char channel[200];
+            room_channel(channel, sizeof(channel), r->tenant_id, r->name);
+            redis_unsubscribe(w->redis_sub, channel);
+            hub_room_t **pp = &h->buckets[hash_key(key) % HUB_BUCKETS];
+            while (*pp != r)
+                pp = &(*pp)->next;
+            *pp = r->next;
+            free(r->key);
+            free(r->clients);
+            free(r);
+        }
+    }
+    presence_touch(w, c, room, false);
+    presence_announce(w, c, room, false);
+    free(c->rooms[idx]);
+    c->rooms[idx] = c->rooms[--c->nrooms];
+    return 0;
+}
+
+void hub_leave_all(http_worker_t *w, hub_client_t *c)
+{
+    while (c->nrooms > 0)
+        hub_leave(w, c, c->rooms[c->nrooms - 1]);
+    hub_t *h = hub_of(w);
+    for (size_t i = 0; i < h->nall; i++) {
+        if (h->all[i] == c) {
+            h->all[i] = h->all[--h->nall];
+            break;
+        }
+    }
+}
+
+void hub_register_client(http_worker_t *w, hub_client_t *c)
+{
+    hub_t *h = hub_of(w);
+    if (h->nall == h->capall) {
+        h->capall = h->capall ? h->capall * 2 : 64;
+        h->all = realloc(h->all, h->capall * sizeof(*h->all));
+    }
+    h->all[h->nall++] = c;
+}
+
+h2o_timeout_t *hub_ping_timeout(http_worker_t *w)
+{
+    return &hub_of(w)->heartbeat_timeout;
+}
+
+void hub_join_defaults(http_worker_t *w, hub_client_t *c)
+{
+    hub_register_client(w, c);
+    char room[HUB_ROOM_MAX + 8];
+    hub_join(w, c, "tenant");
+    snprintf(room, sizeof(room), "user:%s", c->claims.sub);
+    hub_join(w, c, room);
+    for (int i = 0; i < c->claims.nroles; i++) {
+        snprintf(room, sizeof(room), "role:%s", c->claims.roles[i]);
+        if (hub_room_name_valid(room, strlen(room)))
+            hub_join(w, c, room);
+    }
+}
+
+/* ---------------------------------------------------------------- delivery */
+
+/* True when c may see this message (change events honour own-row read grants). */
+static bool may_see(const hub_client_t *c, const char *event, json_t *data, const char *room)
+{
+    if (strcmp(event, "change") != 0 || strncmp(room, "table:", 6) != 0)
+        return true;
+    rbac_decision_t d = rbac_check(c->grants, room + 6, "read");
+    if (d == RBAC_ALLOW)
+        return true;
+    if (d == RBAC_DENY)
+        return false;
+    json_t *owner = json_object_get(json_object_get(data, "record"), "owner_id");
+    return json_is_string(owner) && strcmp(json_string_value(owner), c->claims.sub) == 0;
+}
+
+static void deliver(hub_room_t *r, const char *msg, size_t len)
+{
+    json_error_t jerr;
+    json_t *m = json_loadb(msg, len, 0, &jerr);
+    const char *event = json_string_value(json_object_get(m, "event"));
+    json_t *data = json_object_get(m, "data");
+    json_t *seqv = json_object_get(m, "seq");
+    if (event == NULL || data == NULL) {
+        json_decref(m);
+        return;
+    }
+    char *data_text = json_dumps(data, JSON_COMPACT | JSON_ENCODE_ANY);
+    uint64_t seq = json_is_integer(seqv) ? (uint64_t)json_integer_value(seqv) : 0;
+    /* iterate over a copy: a kill may change the room */
+    size_t n = r->nclients;
+    hub_client_t **copy = malloc(n * sizeof(*copy) + 1);
+    memcpy(copy, r->clients, n * sizeof(*copy));
+    for (size_t i = 0; i < n; i++) {
+        hub_client_t *c = copy[i];
+        if (c->dead || !may_see(c, event, data, r->name))
+            continue;
+        if (c->ops->send(c, event, strlen(event), data_text, strlen(data_text), seq) != 0) {
+            c->dead = true;
+            c->ops->kill(c, "slow reader: send queue full");
+        }
+    }
+    free(copy);
+    free(data_text);
+    json_decref(m);
+}
+
+/* A revoked session: close its realtime clients on this worker. */
+static void kill_session(hub_t *h, const char *sid, size_t len)
+{
+    for (size_t i = 0; i < h->nall; i++) {
+        hub_client_t *c = h->all[i];
+        if (!c->dead && strlen(c->claims.sid) == len && memcmp(c->claims.sid, sid, len) == 0) {
+            c->dead = true;
+            c->ops->kill(c, "the session was revoked");
+        }
+    }
+}
+
+static void on_room_message(void *data, const char *channel, size_t channel_len, const char *msg, size_t msg_len)
+{
+    http_worker_t *w = data;
+    if (channel_len == sizeof(SESSION_REVOCATION_CHANNEL) - 1 && memcmp(channel, SESSION_REVOCATION_CHANNEL, channel_len) == 0) {
+        kill_session(hub_of(w), msg, msg_len);
+        return;
+    }
+    /* t:{tenant}:room:{room} */
+    if (channel_len < 2 || channel[0] != 't' || channel[1] != ':')
+        return;
+    const char *tid = channel + 2;
+    const char *sep = memchr(tid, ':', channel_len - 2);
+    if (sep == NULL || (size_t)(channel + channel_len - sep) < 7 || memcmp(sep, ":room:", 6) != 0)
+        return;
+    char key[200];
+    snprintf(key, sizeof(key), "%.*s/%.*s", (int)(sep - tid), tid, (int)(channel + channel_len - sep - 6), sep + 6);
+    hub_room_t *r = room_find(hub_of(w), key);
+    if (r != NULL)
+        deliver(r, msg, msg_len);
+}
+
+void hub_deliver_replayed(hub_client_t *c, const char *msg, size_t len)
+{
+    json_error_t jerr;
+    json_t *m = json_loadb(msg, len, 0, &jerr);
+    const char *event = json_string_value(json_object_get(m, "event"));
+    const char *room = json_string_value(json_object_get(m, "room"));
+    json_t *data = json_object_get(m, "data");
+    bool member = false;
+    for (size_t i = 0; room != NULL && i < c->nrooms; i++)
+        member |= strcmp(c->rooms[i], room) == 0;
+    if (event != NULL && data != NULL && member && may_see(c, event, data, room)) {
+        char *text = json_dumps(data, JSON_COMPACT | JSON_ENCODE_ANY);
+        json_t *seqv = json_object_get(m, "seq");
+        if (c->ops->send(c, event, strlen(event), text, strlen(text), json_is_integer(seqv) ? (uint64_t)json_integer_value(seqv) : 0) != 0) {
+            c->dead = true;
+            c->ops->kill(c, "slow reader: send queue full");
+        }
+        free(text);
+    }
+    json_decref(m);
+}
+
+/* ---------------------------------------------------------------- Redis side */
+
+redis_cmd_t *hub_publish(http_worker_t *w, const char *tenant_id, const char *room, const char *event, const char *data_json,
+                         const char *from, redis_reply_cb cb, void *data)
+{
+    char seq_key[128], stream_key[128];
+    snprintf(seq_key, sizeof(seq_key), "t:%s:seq", tenant_id);
+    snprintf(stream_key, sizeof(stream_key), "t:%s:events", tenant_id);
+    const char *argv[] = {"EVAL", publish_lua, "2", seq_key, stream_key, tenant_id, room, event, data_json, from};
+    size_t lens[10];
+    for (int i = 0; i < 10; i++)
+        lens[i] = strlen(argv[i]);
+    return redis_command_argv(w->redis, cb, data, 10, argv, lens);
+}
+
+redis_cmd_t *hub_presence(http_worker_t *w, const char *tenant_id, const char *room, redis_reply_cb cb, void *data)
+{
+    char key[200], now[32];
+    snprintf(key, sizeof(key), "t:%s:presence:%s", tenant_id, room);
+    snprintf(now, sizeof(now), "%lld", (long long)time(NULL));
+    const char *argv[] = {"EVAL", presence_lua, "1", key, now};
+    size_t lens[5];
+    for (int i = 0; i < 5; i++)
+        lens[i] = strlen(argv[i]);
+    return redis_command_argv(w->redis, cb, data, 5, argv, lens);
+}
+
+redis_cmd_t *hub_replay(http_worker_t *w, const char *tenant_id, uint64_t after_seq, redis_reply_cb cb, void *data)
+{
+    char key[128], start[32];
+    snprintf(key, sizeof(key), "t:%s:events", tenant_id);
+    snprintf(start, sizeof(start), "%llu-0", (unsigned long long)after_seq + 1);
+    const char *argv[] = {"XRANGE", key, start, "+", "COUNT", "1000"};
+    size_t lens[6];
+    for (int i = 0; i < 6; i++)
+        lens[i] = strlen(argv[i]);
+    return redis_command_argv(w->redis, cb, data, 6, argv, lens);
+}
+
+/* ---------------------------------------------------------------- lifecycle */
+
+static hub_t *hub_of(http_worker_t *w)
+{
+    return (hub_t *)w->realtime;
+}
+
+void hub_kill_all(http_worker_t *w, const char *why)
+{
+    hub_t *h = hub_of(w);
+    if (h == NULL)
+        return;
+    size_t n = h->nall;
+    hub_client_t **copy = malloc(n * sizeof(*copy) + 1);
+    memcpy(copy, h->all, n * sizeof(*copy));
+    for (size_t i = 0; i < n; i++) {
+        if (!copy[i]->dead) {
+            copy[i]->dead = true;
+            copy[i]->ops->kill(copy[i], why);
+        }
+    }
+    free(copy);
+}
+
+void hub_worker_start(http_worker_t *w)
+{
+    hub_t *h = calloc(1, sizeof(*h));
+    h->worker = w;
+    w->realtime = h;
+    guard_on_other_messages(w, on_room_message, w);
+    h2o_timeout_init(w->ctx.loop, &h->heartbeat_timeout, HUB_HEARTBEAT_MS);
+    h->heartbeat.cb = on_heartbeat;
+    h2o_timeout_link(w->ctx.loop, &h->heartbeat_timeout, &h->heartbeat);
+}
+
+void hub_worker_stop(http_worker_t *w)
+{
+    hub_t *h = hub_of(w);
+    if (h == NULL)
+        return;
+    if (h2o_timeout_is_linked(&h->heartbeat))
+        h2o_timeout_unlink(&h->heartbeat);
+    h2o_timeout_dispose(w->ctx.loop, &h->heartbeat_timeout);
+    for (size_t b = 0; b < HUB_BUCKETS; b++) {
+        hub_room_t *r = h->buckets[b];
+        while (r != NULL) {
+            hub_room_t *next = r->next;
+            free(r->key);
+            free(r->clients);
+            free(r);
+            r = next;
+        }
+    }
+    free(h->all);
+    free(h);
+    w->realtime = NULL;
+}
