@@ -69,7 +69,7 @@ q "$OWNER" "CREATE SCHEMA bench_base; CREATE TABLE bench_base.ledger (schema_nam
   checksum text, applied_at timestamptz DEFAULT now(), PRIMARY KEY (schema_name, version))" >/dev/null
 
 now() { echo "$EPOCHREALTIME"; }
-elapsed_ms() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.3f", (b - a) * 1000 }'; }
+elapsed_ms() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.3f\n", (b - a) * 1000 }'; }
 pct() { # pct FILE P: the P-th percentile (nearest rank) of the numbers in FILE
   sort -n "$1" | awk -v p="$2" '{ v[NR] = $1 } END { i = int((p / 100) * NR + 0.999999); if (i < 1) i = 1; print v[i] }'
 }
