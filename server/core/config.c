@@ -253,7 +253,7 @@ static int read_database_url(const char *name, const char *def, char **out, char
 int config_load(config_t *cfg, char *err, size_t errlen)
 {
     memset(cfg, 0, sizeof(*cfg));
-    long n;
+    long n = 0;
 
     if (read_database_url("DATABASE_URL", DEV_DATABASE_URL, &cfg->database_url, err, errlen) != 0)
         return -1;
