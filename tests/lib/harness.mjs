@@ -133,10 +133,14 @@ export async function runTenantd(envOverrides = {}, { timeoutMs = 10000 } = {}) 
   return { status: exitStatus(info), stdout: pick('stdout'), stderr: pick('stderr'), timedOut };
 }
 
+// Two distinct free ports for the cleartext and TLS listeners, and two worker threads.
 async function defaultListenEnv() {
+  const port = await freePort();
+  let tlsPort = await freePort();
+  while (tlsPort === port) tlsPort = await freePort();
   return {
-    TENANTD_LISTEN: `127.0.0.1:${await freePort()}`,
-    TENANTD_TLS_LISTEN: `127.0.0.1:${await freePort()}`,
+    TENANTD_LISTEN: `127.0.0.1:${port}`,
+    TENANTD_TLS_LISTEN: `127.0.0.1:${tlsPort}`,
     TENANTD_THREADS: '2',
   };
 }
@@ -175,8 +179,8 @@ async function waitUntilServing(child, url, timeoutMs) {
 // (a value of undefined/null unsets a variable) and waits until /healthz answers. Returns
 // {url, tlsUrl, h2cUrl, port, tlsPort, proc, logs(), stdoutLines(), stderrLines(), waitForLog(),
 // waitReady(), exited, stop(signal), kill()}. /healthz answering does not mean Postgres and Redis
-// are connected yet: tests that need them call waitReady(). The process is killed when the test file ends; its output must
-// not contain sanitizer reports (checked then, and by stop()).
+// are connected yet: tests that need them call waitReady(). The process is killed when the test
+// file ends; its output must not contain sanitizer reports (checked then, and by stop()).
 export async function startTenantd(envOverrides = {}, { readyTimeoutMs = READY_TIMEOUT_MS } = {}) {
   const env = mergeEnv(await defaultListenEnv(), envOverrides);
   const port = listenPort(env.TENANTD_LISTEN);
