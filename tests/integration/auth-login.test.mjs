@@ -124,6 +124,16 @@ describe('login', () => {
     assertProblem(await loginRaw(td, ghost, 'whatever'), 429, 'ghost #6');
   });
 
+  test('parallel guesses do not get around the limit: at most 5 failures are answered 401', async () => {
+    const acc = await freshAccount(td, 'burst');
+    const results = await Promise.all(Array.from({ length: 20 }, (_, i) => loginRaw(td, acc.email, `guess-${i}-${uniq()}`)));
+    const statuses = results.map((r) => r.status);
+    assert.ok(statuses.every((s) => s === 401 || s === 429), `only 401/429: ${statuses}`);
+    const guesses = statuses.filter((s) => s === 401).length;
+    assert.ok(guesses <= 5, `20 parallel wrong passwords: ${guesses} were checked (401), at most 5 may be`);
+    assertProblem(await loginRaw(td, acc.email, acc.password), 429, 'the right password afterwards');
+  });
+
   test('four failures do not lock the account', async () => {
     const acc = await freshAccount(td, 'four');
     for (let i = 1; i <= 4; i++) assertProblem(await loginRaw(td, acc.email, `wrong-${i}`), 401, `failure #${i}`);
