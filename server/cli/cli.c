@@ -351,6 +351,12 @@ int cli_grant_app(PGconn *c, const cli_env_t *env)
     }
     bool same = strcmp(PQgetvalue(r, 0, 0), env->app_role) == 0;
     PQclear(r);
+    /* Functions are executable by PUBLIC by default (and after a restore without ACLs). */
+    if (cli_run_script(c, "REVOKE ALL ON FUNCTION tenantd.create_tenant(text, text), tenantd.drop_tenant(text) FROM PUBLIC",
+                       err, sizeof(err)) != 0) {
+        cli_error("grants: %s", err);
+        return -1;
+    }
     const char *params[] = {env->app_role};
     if (cli_run(c,
                 "INSERT INTO tenantd.settings (key, value) VALUES ('app_role', $1) "

@@ -1,13 +1,14 @@
 /*
  * tenantctl: the operator CLI of tenantd (CONTRACT.md §10) — migrations, the tenant lifecycle,
  * fixtures and the schema snapshot. This file only dispatches the command words to the modules
- * (migrate, tenants, dataio, users, seed, schemadump, policy, keys) and maps "no such command" to exit code 2.
+ * (migrate, tenants, dataio, users, seed, schemadump, backup, policy, keys) and maps "no such command" to exit code 2.
  * Configuration comes from the environment (config_load); the database work is done as the
  * schema owner (DATABASE_OWNER_URL).
  */
 #include <stdio.h>
 #include <string.h>
 
+#include "cli/backup.h"
 #include "cli/cli.h"
 #include "cli/keys.h"
 #include "cli/migrate.h"
@@ -32,6 +33,7 @@ static const char USAGE[] =
     "  policy check [DIR] | policy test [DIR]          validate policies / run policy test cases\n"
     "  keys generate | keys rotate                     manage the JWT signing key set\n"
     "  schema dump [--out DIR]                         write schema/control.sql and schema/tenant.sql\n"
+    "  backup [--out FILE] | restore FILE              whole-database archive (pg_dump custom format)\n"
     "\n"
     "Environment: DATABASE_OWNER_URL (the schema owner; defaults to DATABASE_URL), DATABASE_URL\n"
     "(its user is the server's role, granted access), TENANTD_MIGRATIONS (default: migrations).\n"
@@ -63,6 +65,10 @@ static command_fn resolve(int argc, char **argv, int *consumed)
         return seed_cmd;
     if (strcmp(a, "user") == 0)
         return users_cmd;
+    if (strcmp(a, "backup") == 0)
+        return backup_cmd;
+    if (strcmp(a, "restore") == 0)
+        return backup_restore_cmd;
     *consumed = 2;
     if (strcmp(a, "migration") == 0 && strcmp(b, "new") == 0)
         return migrate_new_cmd;

@@ -192,7 +192,7 @@ describe('tenantctl usage', () => {
     const db = new Db('postgres');
     const commands = [['migrate'], ['status'], ['migration', 'new'], ['tenant'], ['tenant', 'create'], ['tenant', 'list'],
       ['tenant', 'suspend'], ['tenant', 'resume'], ['tenant', 'drop'], ['tenant', 'export'], ['tenant', 'import'],
-      ['seed'], ['schema', 'dump'], ['user', 'create']];
+      ['seed'], ['schema', 'dump'], ['user', 'create'], ['backup'], ['restore']];
     for (const c of commands) {
       const r = db.ctl([...c, '--help']);
       assert.equal(r.status, 0, `${c.join(' ')} --help: ${describeRun(r)}`);
@@ -447,6 +447,43 @@ describe('tenantctl on a fresh database', () => {
       assert.equal(bad.status, status, describeRun(bad));
     }
     assert.equal(db.v("SELECT count(*) FROM tenantd.users WHERE email = 'x@globex.test'"), '0');
+  });
+
+  test('backup, then restore into a new database of a cluster without the tenant roles', () => {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'tenantctl-backup-'));
+    tempDirs.push(dir);
+    const file = path.join(dir, 'all.dump');
+    const r = db.ok(['backup', '--out', file]);
+    assert.match(r.stdout, /wrote/);
+    assert.ok(fs.statSync(file).size > 0);
+    assert.ok(!fs.existsSync(`${file}.tmp`));
+    const digest = (d) => d.q('SELECT slug, schema_name FROM tenantd.tenants ORDER BY slug').map(([slug, schema]) =>
+      [slug, sqlValue(d.owner, `SELECT md5(coalesce(string_agg(x::text, '|' ORDER BY x::text), '')) FROM ${schema}.orders x`)]);
+    const before = { t: db.q('SELECT slug, status, name FROM tenantd.tenants ORDER BY slug'),
+      u: db.q('SELECT email, coalesce(password_hash, \'\'), is_platform_admin FROM tenantd.users ORDER BY email'), d: digest(db) };
+    const roles = db.q('SELECT schema_name FROM tenantd.tenants').map((x) => x[0]);
+    // The old database and its roles go away, as on a new cluster.
+    sql(requireEnv('PG_ADMIN_URL'), `DROP DATABASE "${db.name}" WITH (FORCE)`);
+    for (const role of roles) sql(requireEnv('PG_ADMIN_URL'), `DROP ROLE "${role}"`);
+    const fresh = createDb('restored');
+    const rr = fresh.ok(['restore', file]);
+    assert.match(rr.stdout, new RegExp(`${before.t.length} tenants`));
+    assert.deepEqual(fresh.q('SELECT slug, status, name FROM tenantd.tenants ORDER BY slug'), before.t);
+    assert.deepEqual(fresh.q('SELECT email, coalesce(password_hash, \'\'), is_platform_admin FROM tenantd.users ORDER BY email'), before.u);
+    assert.deepEqual(digest(fresh), before.d);
+    const a = fresh.schemaOf('acme');
+    const g = fresh.schemaOf('globex');
+    assert.equal(sqlError(fresh.app, `BEGIN; SET LOCAL ROLE ${a}; SELECT count(*) FROM ${a}.orders`), '');
+    assert.match(sqlError(fresh.app, `BEGIN; SET LOCAL ROLE ${a}; SELECT count(*) FROM ${g}.orders`), /permission denied/);
+    assert.match(sqlError(fresh.app, `SELECT count(*) FROM ${a}.orders`), /permission denied/);
+    assert.equal(fresh.v("SELECT has_function_privilege('public', 'tenantd.create_tenant(text, text)', 'EXECUTE')"), 'f',
+      'PUBLIC may not execute create_tenant after a restore');
+    assert.equal(fresh.v(`SELECT has_function_privilege(${lit(userOf(fresh.app))}, 'tenantd.create_tenant(text, text)', 'EXECUTE')`), 't');
+    assert.match(fresh.ok(['migrate']).stdout, /nothing to migrate/);
+    db = fresh;
+    const again = fresh.ctl(['restore', file]);
+    assert.equal(again.status, 1, describeRun(again));
+    assert.match(again.stderr, /empty database/);
   });
 
   test('the committed schema/*.sql equals a fresh schema dump (drift check)', () => {
