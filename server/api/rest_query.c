@@ -135,6 +135,8 @@ static const struct {
 static int emit_filter(ctx_t *c, const restq_column_t *col, const char *op, size_t oplen, const char *val, size_t vlen)
 {
     restq_sql_t *o = c->out;
+    if (o->nparams >= RESTQ_MAX_PARAMS) /* also inside or=(…) lists, not only for top-level filters */
+        return fail(c, "too many values in filters (at most 2000)%s", "", 0);
     for (size_t i = 0; i < sizeof(comparison_ops) / sizeof(comparison_ops[0]); i++) {
         if (strlen(comparison_ops[i].name) == oplen && memcmp(comparison_ops[i].name, op, oplen) == 0) {
             restq_sql_append(o, col->quoted);
@@ -375,6 +377,8 @@ static int parse_list(ctx_t *c, const char **pp, const char *end, const char *jo
 
 static int parse_select(ctx_t *c, const char *v, size_t len, restq_request_t *r)
 {
+    free(r->select_list); /* a repeated select= replaces the earlier one */
+    r->select_list = NULL;
     if (len == 1 && v[0] == '*')
         return 0;
     restq_sql_t list = {0};
@@ -408,6 +412,8 @@ static int parse_select(ctx_t *c, const char *v, size_t len, restq_request_t *r)
 
 static int parse_order(ctx_t *c, const char *v, size_t len, restq_request_t *r)
 {
+    free(r->order_by); /* a repeated order= replaces the earlier one */
+    r->order_by = NULL;
     restq_sql_t ob = {0};
     const char *p = v, *end = v + len;
     for (;;) {
@@ -424,10 +430,18 @@ static int parse_order(ctx_t *c, const char *v, size_t len, restq_request_t *r)
             restq_sql_append(&ob, ", ");
         restq_sql_append(&ob, col->quoted);
         const char *m = dot;
+        int stage = 0; /* 1 after a direction, 2 after a nulls placement: col[.asc|.desc][.nullsfirst|.nullslast] */
         while (m != NULL && m < stop) {
             const char *next = memchr(m + 1, '.', (size_t)(stop - m - 1));
             const char *mend = next != NULL ? next : stop;
             size_t ml = (size_t)(mend - m - 1);
+            bool dir = (ml == 3 && memcmp(m + 1, "asc", 3) == 0) || (ml == 4 && memcmp(m + 1, "desc", 4) == 0);
+            bool nulls = (ml == 10 && memcmp(m + 1, "nullsfirst", 10) == 0) || (ml == 9 && memcmp(m + 1, "nullslast", 9) == 0);
+            if ((dir && stage >= 1) || (nulls && stage >= 2)) {
+                restq_sql_free(&ob);
+                return fail(c, "misplaced order modifier %s (use col.asc|desc.nullsfirst|nullslast)", m + 1, ml);
+            }
+            stage = dir ? 1 : 2;
             if (ml == 3 && memcmp(m + 1, "asc", 3) == 0)
                 restq_sql_append(&ob, " ASC");
             else if (ml == 4 && memcmp(m + 1, "desc", 4) == 0)
@@ -464,6 +478,9 @@ static int parse_number(ctx_t *c, const char *name, const char *v, size_t len, l
     return 0;
 }
 
+/* key (kl bytes, may hold a decoded NUL) is exactly the reserved word k */
+#define KEY_IS(k) ((size_t)kl == sizeof(k) - 1 && memcmp(key, k, sizeof(k) - 1) == 0)
+
 int restq_parse(const char *query, size_t len, const restq_table_t *t, restq_request_t *r, char *err, size_t errlen)
 {
     memset(r, 0, sizeof(*r));
@@ -492,20 +509,20 @@ int restq_parse(const char *query, size_t len, const restq_table_t *t, restq_req
             rc = fail(&c, "bad percent-encoding in %s", p, (size_t)(stop - p));
             break;
         }
-        if (strcmp(key, "select") == 0) {
+        if (KEY_IS("select")) {
             rc = parse_select(&c, val, (size_t)vl, r);
-        } else if (strcmp(key, "order") == 0) {
+        } else if (KEY_IS("order")) {
             rc = parse_order(&c, val, (size_t)vl, r);
-        } else if (strcmp(key, "limit") == 0) {
+        } else if (KEY_IS("limit")) {
             rc = parse_number(&c, "limit", val, (size_t)vl, &r->limit);
             r->limit_given = true;
             if (r->limit > RESTQ_MAX_LIMIT)
                 r->limit = RESTQ_MAX_LIMIT;
-        } else if (strcmp(key, "offset") == 0) {
+        } else if (KEY_IS("offset")) {
             rc = parse_number(&c, "offset", val, (size_t)vl, &r->offset);
-        } else if (strcmp(key, "or") == 0 || strcmp(key, "and") == 0 || strcmp(key, "not.or") == 0 || strcmp(key, "not.and") == 0) {
-            bool is_or = strcmp(key, "or") == 0 || strcmp(key, "not.or") == 0;
-            bool neg = strncmp(key, "not.", 4) == 0;
+        } else if (KEY_IS("or") || KEY_IS("and") || KEY_IS("not.or") || KEY_IS("not.and")) {
+            bool is_or = KEY_IS("or") || KEY_IS("not.or");
+            bool neg = KEY_IS("not.or") || KEY_IS("not.and");
             const char *v = val, *vend = val + vl;
             if (vl < 2 || v[0] != '(' || vend[-1] != ')') {
                 rc = fail(&c, "%s takes a parenthesised list, e.g. or=(a.eq.1,b.eq.2)", key, (size_t)kl);
