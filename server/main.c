@@ -16,6 +16,7 @@
 #include "http/server.h"
 #include "infra/workpool.h"
 #include "realtime/hub.h"
+#include "realtime/sio.h"
 #include "security/password.h"
 
 /* Argon2id INTERACTIVE needs 64 MiB per hash: two threads bound that to 128 MiB. */
@@ -33,6 +34,7 @@ static void on_worker_start(http_worker_t *w)
 {
     guard_worker_start(w);
     hub_worker_start(w);
+    sio_worker_start(w);
 }
 
 static void on_drain(http_worker_t *w)
@@ -42,6 +44,7 @@ static void on_drain(http_worker_t *w)
 
 static void on_worker_stop(http_worker_t *w)
 {
+    sio_worker_stop(w);
     hub_worker_stop(w);
     rest_worker_stop(w);
     guard_worker_stop(w);
@@ -87,6 +90,7 @@ int main(int argc, char **argv)
         fprintf(stderr, "tenantd: cannot start the password workers\n");
         return 1;
     }
+    sio_configure(cfg.eio_ping_interval_ms, cfg.eio_ping_timeout_ms);
     api_init();
     server_app_t app = {
         .routes = api_routes,

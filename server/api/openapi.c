@@ -52,6 +52,8 @@ static const struct {
     {"PATCH /v1/admin/tenant", "Rename the tenant"},
     {"POST /v1/realtime/emit", "Emit an event to a user, role, room or the tenant"},
     {"GET /v1/events", "Realtime events as Server-Sent Events (?rooms=a,b)"},
+    {"GET /socket.io/", "Socket.IO (Engine.IO 4): handshake, long-polling, WebSocket upgrade"},
+    {"POST /socket.io/", "Socket.IO long-polling: client packets"},
     {"GET /rest/v1/{table}", "Read rows (PostgREST filters)"},
     {"POST /rest/v1/{table}", "Insert rows"},
     {"PATCH /rest/v1/{table}", "Update the filtered rows"},

@@ -11,6 +11,7 @@
 #include "api/realtime_api.h"
 #include "api/rest_api.h"
 #include "http/guard.h"
+#include "realtime/sio.h"
 #include "realtime/sse.h"
 
 const router_route_t api_routes[] = {
@@ -46,6 +47,8 @@ const router_route_t api_routes[] = {
     {"PATCH", "/v1/admin/tenant", admin_tenant_update, "tenant:manage"},
     {"POST", "/v1/realtime/emit", realtime_emit, "realtime:emit"},
     {"GET", "/v1/events", sse_events, GUARD_AUTHENTICATED},
+    {"GET", "/socket.io/", sio_handle, ROUTER_PUBLIC}, /* authenticated inside, at Socket.IO CONNECT */
+    {"POST", "/socket.io/", sio_handle, ROUTER_PUBLIC},
     {"GET", "/rest/v1/{table}", rest_select, "{table}:read"},
     {"POST", "/rest/v1/{table}", rest_insert, "{table}:create"},
     {"PATCH", "/rest/v1/{table}", rest_update, "{table}:update"},
@@ -60,4 +63,5 @@ void api_init(void)
     auth_init();
     rest_init();
     admin_init();
+    sio_init();
 }

@@ -307,6 +307,8 @@ int config_load(config_t *cfg, char *err, size_t errlen)
         {"TENANTD_IDLE_TIMEOUT_MS", 30000, 100, 3600000, &cfg->idle_timeout_ms, 0},
         {"TENANTD_SHUTDOWN_TIMEOUT_MS", 10000, 0, 600000, &cfg->shutdown_timeout_ms, 0},
         {"TENANTD_H2_MAX_STREAMS", 100, 1, 10000, &cfg->h2_max_streams, 0},
+        {"TENANTD_EIO_PING_INTERVAL_MS", 25000, 50, 600000, &cfg->eio_ping_interval_ms, 0},
+        {"TENANTD_EIO_PING_TIMEOUT_MS", 20000, 50, 600000, &cfg->eio_ping_timeout_ms, 0},
     };
     for (size_t i = 0; i < sizeof(ints) / sizeof(ints[0]); i++) {
         if (read_int(ints[i].name, ints[i].def, ints[i].min, ints[i].max, &n, err, errlen) != 0)

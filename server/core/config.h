@@ -55,6 +55,8 @@ typedef struct {
     int idle_timeout_ms;           /* TENANTD_IDLE_TIMEOUT_MS: HTTP/1 request and HTTP/2 idle, default 30000 */
     int shutdown_timeout_ms;       /* TENANTD_SHUTDOWN_TIMEOUT_MS: drain deadline on SIGTERM, default 10000 */
     int h2_max_streams;            /* TENANTD_H2_MAX_STREAMS: concurrent streams per connection, default 100 */
+    int eio_ping_interval_ms;      /* TENANTD_EIO_PING_INTERVAL_MS: Engine.IO ping interval, default 25000 */
+    int eio_ping_timeout_ms;       /* TENANTD_EIO_PING_TIMEOUT_MS: Engine.IO pong deadline, default 20000 */
 } config_t;
 
 /* Fills *cfg from the environment; returns 0, or -1 with one human line naming the variable in err. */

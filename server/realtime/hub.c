@@ -48,8 +48,10 @@ typedef struct {
 static const char publish_lua[] =
     "local seq = redis.call('INCR', KEYS[1])\n"
     "local room = cjson.encode(ARGV[2])\n"
-    "local msg = '{\"event\":' .. cjson.encode(ARGV[3]) .. ',\"room\":' .. room .. ',\"seq\":' .. seq .."
-    " ',\"data\":{\"room\":' .. room .. ',\"data\":' .. ARGV[4] .. ',\"from\":' .. cjson.encode(ARGV[5]) .. ',\"seq\":' .. seq .. '}}'\n"
+    "local data\n"
+    "if ARGV[6] == 'raw' then data = '{\"room\":' .. room .. ',' .. string.sub(ARGV[4], 2, -2) .. ',\"seq\":' .. seq .. '}'\n"
+    "else data = '{\"room\":' .. room .. ',\"data\":' .. ARGV[4] .. ',\"from\":' .. cjson.encode(ARGV[5]) .. ',\"seq\":' .. seq .. '}' end\n"
+    "local msg = '{\"event\":' .. cjson.encode(ARGV[3]) .. ',\"room\":' .. room .. ',\"seq\":' .. seq .. ',\"data\":' .. data .. '}'\n"
     "redis.call('PUBLISH', 't:' .. ARGV[1] .. ':room:' .. ARGV[2], msg)\n"
     "redis.call('XADD', KEYS[2], 'MAXLEN', '~', '" HUB_STREAM_MAX "', seq .. '-1', 'msg', msg)\n"
     "return seq\n";
@@ -59,6 +61,8 @@ static const char presence_lua[] =
     "return redis.call('ZRANGE', KEYS[1], 0, 999)\n";
 
 static hub_t *hub_of(http_worker_t *w);
+static redis_cmd_t *publish(http_worker_t *w, const char *tenant_id, const char *room, const char *event, const char *data_json,
+                            const char *from, const char *mode, redis_reply_cb cb, void *data);
 
 /* ---------------------------------------------------------------- helpers */
 
@@ -173,7 +177,8 @@ static void presence_announce(http_worker_t *w, hub_client_t *c, const char *roo
     char data[160];
     snprintf(data, sizeof(data), "{\"joined\":[%s%s%s],\"left\":[%s%s%s]}", joined ? "\"" : "", joined ? c->claims.sub : "",
              joined ? "\"" : "", joined ? "" : "\"", joined ? "" : c->claims.sub, joined ? "" : "\"");
-    hub_publish(w, c->claims.tid, room, "presence", data, c->claims.sub, ignore_reply, NULL);
+    /* presence {room, joined, left, seq}: the object's members go in as they are */
+    publish(w, c->claims.tid, room, "presence", data, c->claims.sub, "raw", ignore_reply, NULL);
 }
 
 /* Refreshes the presence of every local member, so that only a crashed instance's members expire. */
@@ -355,13 +360,18 @@ static void deliver(hub_room_t *r, const char *msg, size_t len)
 /* A revoked session: close its realtime clients on this worker. */
 static void kill_session(hub_t *h, const char *sid, size_t len)
 {
-    for (size_t i = 0; i < h->nall; i++) {
-        hub_client_t *c = h->all[i];
+    /* kill() makes the client leave, which reorders h->all: walk a copy */
+    size_t n = h->nall;
+    hub_client_t **copy = malloc(n * sizeof(*copy) + 1);
+    memcpy(copy, h->all, n * sizeof(*copy));
+    for (size_t i = 0; i < n; i++) {
+        hub_client_t *c = copy[i];
         if (!c->dead && strlen(c->claims.sid) == len && memcmp(c->claims.sid, sid, len) == 0) {
             c->dead = true;
             c->ops->kill(c, "the session was revoked");
         }
     }
+    free(copy);
 }
 
 static void on_room_message(void *data, const char *channel, size_t channel_len, const char *msg, size_t msg_len)
@@ -409,17 +419,23 @@ void hub_deliver_replayed(hub_client_t *c, const char *msg, size_t len)
 
 /* ---------------------------------------------------------------- Redis side */
 
-redis_cmd_t *hub_publish(http_worker_t *w, const char *tenant_id, const char *room, const char *event, const char *data_json,
-                         const char *from, redis_reply_cb cb, void *data)
+static redis_cmd_t *publish(http_worker_t *w, const char *tenant_id, const char *room, const char *event, const char *data_json,
+                            const char *from, const char *mode, redis_reply_cb cb, void *data)
 {
     char seq_key[128], stream_key[128];
     snprintf(seq_key, sizeof(seq_key), "t:%s:seq", tenant_id);
     snprintf(stream_key, sizeof(stream_key), "t:%s:events", tenant_id);
-    const char *argv[] = {"EVAL", publish_lua, "2", seq_key, stream_key, tenant_id, room, event, data_json, from};
-    size_t lens[10];
-    for (int i = 0; i < 10; i++)
+    const char *argv[] = {"EVAL", publish_lua, "2", seq_key, stream_key, tenant_id, room, event, data_json, from, mode};
+    size_t lens[11];
+    for (int i = 0; i < 11; i++)
         lens[i] = strlen(argv[i]);
-    return redis_command_argv(w->redis, cb, data, 10, argv, lens);
+    return redis_command_argv(w->redis, cb, data, 11, argv, lens);
+}
+
+redis_cmd_t *hub_publish(http_worker_t *w, const char *tenant_id, const char *room, const char *event, const char *data_json,
+                         const char *from, redis_reply_cb cb, void *data)
+{
+    return publish(w, tenant_id, room, event, data_json, from, "wrapped", cb, data);
 }
 
 redis_cmd_t *hub_presence(http_worker_t *w, const char *tenant_id, const char *room, redis_reply_cb cb, void *data)

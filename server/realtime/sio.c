@@ -1,0 +1,1075 @@
+/*
+ * sio: Engine.IO 4 / Socket.IO 5 sessions over WebSocket and HTTP long-polling (see sio.h).
+ *
+ * Threads. A session is owned by the worker that created it: its hub membership, ping timer,
+ * authentication and every Socket.IO packet are handled on that thread. Its transport may live
+ * on another worker, because each HTTP request of a polling client (and its WebSocket upgrade)
+ * lands on whichever worker accepted that TCP connection. So the session keeps an outgoing
+ * queue under a mutex: anyone enqueues, and the transport's own worker ("io worker") drains it
+ * into its WebSocket or into the parked long-poll GET. Workers poke each other through h2o's
+ * multithread queues (MSG_WAKE: drain your transport; MSG_INBOUND: process this packet, owner).
+ * Pointers to a parked request or a WebSocket are only ever dereferenced on their own worker.
+ * Sessions are reference-counted: the registry, each message in flight, a parked GET and a
+ * WebSocket each hold one; the last release frees the session on whatever thread it happens.
+ *
+ * Limits: maxPayload for packets and POST bodies, a bounded outgoing queue (a slow reader is
+ * disconnected), a rate limit on client events, at most HUB_ROOMS_PER_CLIENT rooms, pings at
+ * pingInterval with the connection closed after a missed pong, and the access token's expiry.
+ */
+#include "realtime/sio.h"
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include <h2o/websocket.h>
+#include <jansson.h>
+#include <sodium.h>
+
+#include "core/log.h"
+#include "http/body.h"
+#include "http/cors.h"
+#include "http/guard.h"
+#include "realtime/hub.h"
+#include "realtime/sio_packet.h"
+#include "security/session.h"
+
+#define SIO_MAX_PAYLOAD 1000000
+#define SIO_QUEUE_MAX_BYTES (1 << 20)
+#define SIO_EVENTS_PER_SECOND 100
+#define SIO_REGISTRY_BUCKETS 4096
+
+static int sio_ping_interval_ms = 25000, sio_ping_timeout_ms = 20000;
+
+typedef enum { IO_NONE, IO_POLL, IO_WS } io_kind_t;
+
+typedef struct sio_session {
+    hub_client_t hub; /* first: the hub hands this pointer back */
+    char sid[24];
+    int owner;
+    atomic_int refs;
+    struct sio_session *next_in_bucket; /* registry chain, under registry_mu */
+    pthread_mutex_t mu;
+    /* --- under mu --- */
+    char **outq;
+    size_t *outlen;
+    size_t nout, capout, outbytes;
+    io_kind_t io;
+    int io_worker;
+    http_request_t *parked;    /* dereferenced only on parked_worker */
+    int parked_worker;
+    h2o_websocket_conn_t *ws;  /* dereferenced only on io_worker */
+    bool closed, going_away;
+    /* --- owner thread only --- */
+    bool connected;
+    bool awaiting_pong;
+    h2o_timeout_entry_t ping;
+    char *cookie_token;
+    redis_cmd_t *cmd;
+    db_job_t *job;
+    uint64_t rate_window;
+    int rate_count;
+    json_t *pending_auth; /* CONNECT payload while authenticating */
+} sio_session_t;
+
+typedef struct {
+    h2o_multithread_receiver_t rx;
+    h2o_timeout_t ping_timeout;
+    http_worker_t *worker;
+} sio_worker_t;
+
+typedef enum { MSG_WAKE, MSG_INBOUND, MSG_CLOSE } msg_kind_t;
+
+typedef struct {
+    h2o_multithread_message_t super;
+    msg_kind_t kind;
+    sio_session_t *s;
+    char *text;
+    size_t len;
+} sio_msg_t;
+
+static pthread_mutex_t registry_mu = PTHREAD_MUTEX_INITIALIZER;
+static sio_session_t *registry[SIO_REGISTRY_BUCKETS];
+
+static db_stmt_t tenant_stmt = {"sio_tenant",
+                                "SELECT t.status, coalesce((SELECT json_agg(json_build_object('name', r.name, 'permissions',"
+                                " r.permissions, 'inherits', r.inherits)) FROM tenantd.roles r WHERE r.tenant_id = t.id), '[]')::text"
+                                " FROM tenantd.tenants t WHERE t.id = $1::uuid",
+                                1, 0};
+
+static void session_close(http_worker_t *w, sio_session_t *s, const char *why, bool going_away);
+static void io_drain(http_worker_t *self, sio_session_t *s);
+static void process_engine_packet(http_worker_t *w, sio_session_t *s, const char *p, size_t len);
+
+/* ---------------------------------------------------------------- sessions and registry */
+
+static uint64_t sid_hash(const char *sid)
+{
+    uint64_t h = 1469598103934665603ull;
+    for (; *sid; sid++)
+        h = (h ^ (unsigned char)*sid) * 1099511628211ull;
+    return h % SIO_REGISTRY_BUCKETS;
+}
+
+static void session_ref(sio_session_t *s)
+{
+    atomic_fetch_add(&s->refs, 1);
+}
+
+static void session_unref(sio_session_t *s)
+{
+    if (atomic_fetch_sub(&s->refs, 1) != 1)
+        return;
+    for (size_t i = 0; i < s->nout; i++)
+        free(s->outq[i]);
+    free(s->outq);
+    free(s->outlen);
+    free(s->cookie_token);
+    if (s->pending_auth != NULL)
+        json_decref(s->pending_auth);
+    rbac_grants_free(s->hub.grants);
+    pthread_mutex_destroy(&s->mu);
+    free(s);
+}
+
+/* Looks a session up by sid and takes a reference; NULL when unknown or closed. */
+static sio_session_t *session_find(const char *sid)
+{
+    pthread_mutex_lock(&registry_mu);
+    sio_session_t *s = registry[sid_hash(sid)];
+    while (s != NULL && strcmp(s->sid, sid) != 0)
+        s = s->next_in_bucket;
+    if (s != NULL)
+        session_ref(s);
+    pthread_mutex_unlock(&registry_mu);
+    return s;
+}
+
+static void registry_remove(sio_session_t *s)
+{
+    pthread_mutex_lock(&registry_mu);
+    sio_session_t **pp = &registry[sid_hash(s->sid)];
+    while (*pp != NULL && *pp != s)
+        pp = &(*pp)->next_in_bucket;
+    bool found = *pp == s;
+    if (found)
+        *pp = s->next_in_bucket;
+    pthread_mutex_unlock(&registry_mu);
+    if (found)
+        session_unref(s);
+}
+
+static sio_worker_t *sio_of(http_worker_t *w)
+{
+    return w->sio;
+}
+
+/* ---------------------------------------------------------------- cross-thread messages */
+
+static void post(int worker, msg_kind_t kind, sio_session_t *s, const char *text, size_t len)
+{
+    http_worker_t *w = server_worker_at(worker);
+    if (w == NULL || w->sio == NULL)
+        return;
+    sio_msg_t *m = calloc(1, sizeof(*m));
+    m->kind = kind;
+    m->s = s;
+    session_ref(s);
+    if (text != NULL) {
+        m->text = malloc(len + 1);
+        memcpy(m->text, text, len);
+        m->text[len] = '\0';
+        m->len = len;
+    }
+    h2o_multithread_send_message(&sio_of(w)->rx, &m->super);
+}
+
+static void on_messages(h2o_multithread_receiver_t *rx, h2o_linklist_t *messages)
+{
+    sio_worker_t *sw = H2O_STRUCT_FROM_MEMBER(sio_worker_t, rx, rx);
+    while (!h2o_linklist_is_empty(messages)) {
+        sio_msg_t *m = H2O_STRUCT_FROM_MEMBER(sio_msg_t, super.link, messages->next);
+        h2o_linklist_unlink(&m->super.link);
+        switch (m->kind) {
+        case MSG_WAKE:
+            io_drain(sw->worker, m->s);
+            break;
+        case MSG_INBOUND:
+            process_engine_packet(sw->worker, m->s, m->text, m->len);
+            break;
+        case MSG_CLOSE:
+            session_close(sw->worker, m->s, m->text != NULL ? m->text : "transport closed", false);
+            break;
+        }
+        session_unref(m->s);
+        free(m->text);
+        free(m);
+    }
+}
+
+/* Hands an incoming Engine.IO packet to the owner (directly when we are the owner). */
+static void inbound(http_worker_t *self, sio_session_t *s, const char *text, size_t len)
+{
+    if (self->index == s->owner)
+        process_engine_packet(self, s, text, len);
+    else
+        post(s->owner, MSG_INBOUND, s, text, len);
+}
+
+/* Asks the transport's worker to drain the queue. */
+static void wake_io(http_worker_t *self, sio_session_t *s, int io_worker)
+{
+    if (io_worker < 0)
+        return;
+    if (io_worker == self->index)
+        io_drain(self, s);
+    else
+        post(io_worker, MSG_WAKE, s, NULL, 0);
+}
+
+/* Queues one Engine.IO packet (takes ownership of text); -1 when the queue is full or the session closed. */
+static int session_enqueue(http_worker_t *self, sio_session_t *s, char *text, size_t len)
+{
+    pthread_mutex_lock(&s->mu);
+    if (s->closed || s->outbytes + len > SIO_QUEUE_MAX_BYTES) {
+        bool closed = s->closed;
+        pthread_mutex_unlock(&s->mu);
+        free(text);
+        return closed ? 0 : -1;
+    }
+    if (s->nout == s->capout) {
+        s->capout = s->capout ? s->capout * 2 : 8;
+        s->outq = realloc(s->outq, s->capout * sizeof(*s->outq));
+        s->outlen = realloc(s->outlen, s->capout * sizeof(*s->outlen));
+    }
+    s->outq[s->nout] = text;
+    s->outlen[s->nout++] = len;
+    s->outbytes += len;
+    int io_worker = s->parked != NULL ? s->parked_worker : s->io == IO_WS ? s->io_worker : -1;
+    pthread_mutex_unlock(&s->mu);
+    wake_io(self, s, io_worker);
+    return 0;
+}
+
+static int enqueue_copy(http_worker_t *self, sio_session_t *s, const char *text)
+{
+    return session_enqueue(self, s, strdup(text), strlen(text));
+}
+
+/* ---------------------------------------------------------------- transports (io worker side) */
+
+static void send_text(http_request_t *hr, int status, const char *body, size_t len)
+{
+    http_send_body(hr, status, "text/plain; charset=UTF-8", body, len);
+}
+
+static void send_eio_error(http_request_t *hr, int code, const char *message)
+{
+    char body[160];
+    int n = snprintf(body, sizeof(body), "{\"code\":%d,\"message\":\"%s\"}", code, message);
+    http_send_body(hr, 400, "application/json", body, (size_t)n);
+}
+
+/* Drains the queue into the transport living on this worker. */
+static void io_drain(http_worker_t *self, sio_session_t *s)
+{
+    pthread_mutex_lock(&s->mu);
+    if (s->io == IO_WS && s->io_worker == self->index && s->ws != NULL) {
+        h2o_websocket_conn_t *ws = s->ws;
+        for (size_t i = 0; i < s->nout; i++) {
+            struct wslay_event_msg msg = {WSLAY_TEXT_FRAME, (const uint8_t *)s->outq[i], s->outlen[i]};
+            wslay_event_queue_msg(ws->ws_ctx, &msg); /* wslay copies the message */
+            free(s->outq[i]);
+        }
+        s->nout = 0;
+        s->outbytes = 0;
+        bool closed = s->closed, going_away = s->going_away;
+        pthread_mutex_unlock(&s->mu);
+        if (closed)
+            wslay_event_queue_close(ws->ws_ctx, going_away ? 1001 : 1000, NULL, 0);
+        if (ws->sock != NULL)
+            h2o_websocket_proceed(ws);
+        return;
+    }
+    /* a parked long-poll of this worker: answer it with the queue, a close, or a noop after upgrade */
+    http_request_t *hr = s->parked;
+    if (hr == NULL || s->parked_worker != self->index) {
+        pthread_mutex_unlock(&s->mu);
+        return;
+    }
+    if (s->io == IO_POLL && s->nout == 0 && !s->closed) {
+        pthread_mutex_unlock(&s->mu);
+        return;
+    }
+    size_t total = 0;
+    for (size_t i = 0; i < s->nout; i++)
+        total += s->outlen[i] + 1;
+    char *body = malloc(total + 2);
+    size_t pos = 0;
+    if (s->io == IO_POLL) {
+        for (size_t i = 0; i < s->nout; i++) {
+            if (i > 0)
+                body[pos++] = '\x1e';
+            memcpy(body + pos, s->outq[i], s->outlen[i]);
+            pos += s->outlen[i];
+            free(s->outq[i]);
+        }
+        s->nout = 0;
+        s->outbytes = 0;
+        if (pos == 0) {
+            body[pos++] = s->closed ? '1' : '6';
+        }
+    } else {
+        body[pos++] = '6'; /* upgraded to WebSocket: release the poll */
+    }
+    s->parked = NULL;
+    pthread_mutex_unlock(&s->mu);
+    hr->cancel = NULL;
+    send_text(hr, 200, body, pos);
+    free(body);
+    session_unref(s); /* the parked request's reference */
+}
+
+/* The parked GET's client went away before it was answered. */
+static void on_parked_gone(http_request_t *hr)
+{
+    sio_session_t *s = hr->handler_data;
+    pthread_mutex_lock(&s->mu);
+    bool mine = s->parked == hr;
+    if (mine)
+        s->parked = NULL;
+    pthread_mutex_unlock(&s->mu);
+    if (mine)
+        session_unref(s);
+}
+
+/* What a WebSocket knows: its session and the worker whose loop it runs on. */
+typedef struct {
+    sio_session_t *s;
+    http_worker_t *w;
+} ws_ctx_t;
+
+static void on_ws_message(h2o_websocket_conn_t *conn, const struct wslay_event_on_msg_recv_arg *arg)
+{
+    ws_ctx_t *ctx = conn->data;
+    sio_session_t *s = ctx->s;
+    http_worker_t *w = ctx->w;
+    if (arg == NULL) {
+        pthread_mutex_lock(&s->mu);
+        bool was_transport = s->ws == conn;
+        if (was_transport) {
+            s->ws = NULL;
+            s->io = IO_NONE;
+        }
+        pthread_mutex_unlock(&s->mu);
+        h2o_websocket_close(conn);
+        if (was_transport) {
+            if (w->index == s->owner)
+                session_close(w, s, "transport closed", false);
+            else
+                post(s->owner, MSG_CLOSE, s, "transport closed", 16);
+        }
+        free(ctx);
+        session_unref(s); /* the WebSocket's reference */
+        return;
+    }
+    if (arg->opcode != WSLAY_TEXT_FRAME) {
+        if (arg->opcode == WSLAY_BINARY_FRAME)
+            wslay_event_queue_close(conn->ws_ctx, 1003, (const uint8_t *)"binary attachments are not supported", 36);
+        return;
+    }
+    const char *text = (const char *)arg->msg;
+    size_t len = arg->msg_length;
+    if (len == 6 && memcmp(text, "2probe", 6) == 0) {
+        struct wslay_event_msg msg = {WSLAY_TEXT_FRAME, (const uint8_t *)"3probe", 6};
+        wslay_event_queue_msg(conn->ws_ctx, &msg);
+        h2o_websocket_proceed(conn);
+        return;
+    }
+    if (len == 1 && text[0] == '5') {
+        /* upgrade: this WebSocket becomes the transport; a parked poll gets a noop */
+        pthread_mutex_lock(&s->mu);
+        int parked_worker = s->parked != NULL ? s->parked_worker : -1;
+        s->io = IO_WS;
+        s->ws = conn;
+        s->io_worker = w->index;
+        pthread_mutex_unlock(&s->mu);
+        if (parked_worker >= 0)
+            wake_io(w, s, parked_worker);
+        io_drain(w, s);
+        return;
+    }
+    inbound(w, s, text, len);
+}
+
+/* Upgrades hr to a WebSocket for s (new session or upgrade of a polling one). */
+static bool upgrade(http_request_t *hr, sio_session_t *s, bool as_transport)
+{
+    const char *key;
+    if (hr->req->version >= 0x200 || h2o_is_websocket_handshake(hr->req, &key) != 0 || key == NULL) {
+        send_eio_error(hr, 3, "Bad request");
+        return false;
+    }
+    session_ref(s); /* the WebSocket's */
+    hr->answered = true;
+    ws_ctx_t *ctx = malloc(sizeof(*ctx));
+    ctx->s = s;
+    ctx->w = hr->worker;
+    h2o_websocket_conn_t *conn = h2o_upgrade_to_websocket(hr->req, key, ctx, on_ws_message);
+    wslay_event_config_set_max_recv_msg_length(conn->ws_ctx, SIO_MAX_PAYLOAD);
+    if (as_transport) {
+        pthread_mutex_lock(&s->mu);
+        s->io = IO_WS;
+        s->ws = conn;
+        s->io_worker = hr->worker->index;
+        pthread_mutex_unlock(&s->mu);
+        io_drain(hr->worker, s); /* queued now, written once the 101 is out */
+    }
+    return true;
+}
+
+/* ---------------------------------------------------------------- Socket.IO (owner thread) */
+
+static void send_sio(http_worker_t *w, sio_session_t *s, siop_type_t type, const char *nsp, bool has_ack, uint64_t ack, const char *payload)
+{
+    size_t len;
+    char *text = siop_encode(type, nsp, has_ack, ack, payload, &len);
+    session_enqueue(w, s, text, len);
+}
+
+static void ack_json(http_worker_t *w, sio_session_t *s, uint64_t ack, json_t *value)
+{
+    json_t *arr = json_array();
+    json_array_append_new(arr, value);
+    char *text = json_dumps(arr, JSON_COMPACT);
+    send_sio(w, s, SIOP_ACK, "/", true, ack, text);
+    free(text);
+    json_decref(arr);
+}
+
+static void ack_error(http_worker_t *w, sio_session_t *s, bool has_ack, uint64_t ack, int status, const char *title)
+{
+    if (has_ack)
+        ack_json(w, s, ack, json_pack("{s:b, s:{s:i, s:s}}", "ok", 0, "error", "status", status, "title", title));
+}
+
+static void connect_error(http_worker_t *w, sio_session_t *s, const char *message)
+{
+    json_t *o = json_pack("{s:s}", "message", message);
+    char *text = json_dumps(o, JSON_COMPACT);
+    send_sio(w, s, SIOP_CONNECT_ERROR, "/", false, 0, text);
+    free(text);
+    json_decref(o);
+}
+
+static int hub_send(hub_client_t *c, const char *event, size_t elen, const char *data, size_t dlen, uint64_t seq)
+{
+    sio_session_t *s = (sio_session_t *)c;
+    size_t len;
+    char *text = siop_encode_event(event, elen, data, dlen, &len);
+    return session_enqueue(server_worker_at(s->owner), s, text, len);
+}
+
+static void hub_kill(hub_client_t *c, const char *why)
+{
+    sio_session_t *s = (sio_session_t *)c;
+    session_close(server_worker_at(s->owner), s, why, strcmp(why, "the server is shutting down") == 0);
+}
+
+static const hub_client_ops_t sio_hub_ops = {hub_send, hub_kill};
+
+/* -- authentication at CONNECT */
+
+static void auth_fail(http_worker_t *w, sio_session_t *s, const char *message)
+{
+    if (s->pending_auth != NULL) {
+        json_decref(s->pending_auth);
+        s->pending_auth = NULL;
+    }
+    connect_error(w, s, message);
+}
+
+static void on_auth_tenant(void *data, const db_result_t *res)
+{
+    sio_session_t *s = data;
+    s->job = NULL;
+    http_worker_t *w = server_worker_at(s->owner);
+    if (res->status != DB_OK || PQntuples(res->results[0]) != 1) {
+        auth_fail(w, s, res->status == DB_OK ? "the token's tenant does not exist" : "the database is unavailable");
+        session_unref(s);
+        return;
+    }
+    PGresult *r = res->results[0];
+    if (strcmp(PQgetvalue(r, 0, 0), "active") != 0) {
+        auth_fail(w, s, "this tenant is suspended");
+        session_unref(s);
+        return;
+    }
+    /* custom roles of the tenant, for the grants */
+    json_error_t jerr;
+    json_t *arr = json_loads(PQgetvalue(r, 0, 1), 0, &jerr);
+    size_t n = json_array_size(arr);
+    rbac_custom_role_t *custom = calloc(n + 1, sizeof(*custom));
+    const char **strs = calloc(n * 96 + 1, sizeof(char *));
+    size_t used = 0;
+    for (size_t i = 0; i < n; i++) {
+        json_t *o = json_array_get(arr, i), *p = json_object_get(o, "permissions"), *h = json_object_get(o, "inherits");
+        custom[i].name = json_string_value(json_object_get(o, "name"));
+        custom[i].permissions = strs + used;
+        for (size_t k = 0; k < json_array_size(p) && k < 64; k++)
+            strs[used++] = json_string_value(json_array_get(p, k));
+        custom[i].npermissions = (size_t)(strs + used - custom[i].permissions);
+        custom[i].inherits = strs + used;
+        for (size_t k = 0; k < json_array_size(h) && k < 32; k++)
+            strs[used++] = json_string_value(json_array_get(h, k));
+        custom[i].ninherits = (size_t)(strs + used - custom[i].inherits);
+        if (custom[i].name == NULL)
+            custom[i].name = "";
+    }
+    const char *roles[TOKEN_MAX_ROLES];
+    for (int i = 0; i < s->hub.claims.nroles; i++)
+        roles[i] = s->hub.claims.roles[i];
+    s->hub.grants = rbac_resolve(guard_policy(), roles, (size_t)s->hub.claims.nroles, custom, n);
+    free(custom);
+    free(strs);
+    json_decref(arr);
+    if (s->hub.grants == NULL) {
+        auth_fail(w, s, "internal error");
+        session_unref(s);
+        return;
+    }
+    pthread_mutex_lock(&s->mu);
+    bool closed = s->closed;
+    pthread_mutex_unlock(&s->mu);
+    if (!closed) {
+        s->connected = true;
+        hub_join_defaults(w, &s->hub);
+        char payload[64];
+        snprintf(payload, sizeof(payload), "{\"sid\":\"%s\"}", s->sid);
+        send_sio(w, s, SIOP_CONNECT, "/", false, 0, payload);
+    }
+    if (s->pending_auth != NULL) {
+        json_decref(s->pending_auth);
+        s->pending_auth = NULL;
+    }
+    session_unref(s);
+}
+
+static void on_auth_session(void *data, redisReply *reply, const char *err)
+{
+    sio_session_t *s = data;
+    s->cmd = NULL;
+    http_worker_t *w = server_worker_at(s->owner);
+    if (reply == NULL || reply->type != REDIS_REPLY_INTEGER || reply->integer != 1) {
+        auth_fail(w, s, reply == NULL ? "the session store is unavailable" : "the session has ended");
+        session_unref(s);
+        return;
+    }
+    const char *params[1] = {s->hub.claims.tid};
+    db_status_t st;
+    s->job = db_query(w->db, &tenant_stmt, params, on_auth_tenant, s, &st);
+    if (s->job == NULL) {
+        auth_fail(w, s, "the database is unavailable");
+        session_unref(s);
+    }
+}
+
+static void handle_connect(http_worker_t *w, sio_session_t *s, siop_packet_t *p)
+{
+    if (strcmp(p->nsp, "/") != 0) {
+        json_t *o = json_pack("{s:s}", "message", "Invalid namespace");
+        char *text = json_dumps(o, JSON_COMPACT);
+        send_sio(w, s, SIOP_CONNECT_ERROR, p->nsp, false, 0, text);
+        free(text);
+        json_decref(o);
+        return;
+    }
+    if (s->connected || s->pending_auth != NULL)
+        return;
+    const char *token = json_string_value(json_object_get(p->data, "token"));
+    if (token == NULL)
+        token = s->cookie_token;
+    if (token == NULL) {
+        connect_error(w, s, "authentication required: io(url, {auth: {token}})");
+        return;
+    }
+    token_status_t st = token_verify(guard_keys(), token, strlen(token), (int64_t)time(NULL), &s->hub.claims);
+    if (st != TOKEN_OK) {
+        char msg[96];
+        snprintf(msg, sizeof(msg), "invalid token: %s", token_status_name(st));
+        connect_error(w, s, msg);
+        return;
+    }
+    if (!redis_client_is_up(w->redis_sub)) {
+        connect_error(w, s, "revocations cannot be checked right now; retry");
+        return;
+    }
+    s->pending_auth = json_object();
+    session_ref(s); /* held by the authentication chain */
+    s->cmd = session_exists(w->redis, s->hub.claims.sid, on_auth_session, s);
+    if (s->cmd == NULL) {
+        auth_fail(w, s, "the session store is unavailable");
+        session_unref(s);
+    }
+}
+
+/* -- events */
+
+typedef struct {
+    sio_session_t *s;
+    uint64_t ack;
+    bool has_ack;
+    char room[HUB_ROOM_MAX + 1];
+} pending_ack_t;
+
+static void on_published(void *data, redisReply *reply, const char *err)
+{
+    pending_ack_t *pa = data;
+    http_worker_t *w = server_worker_at(pa->s->owner);
+    if (pa->has_ack) {
+        if (reply != NULL && reply->type == REDIS_REPLY_INTEGER)
+            ack_json(w, pa->s, pa->ack, json_pack("{s:b, s:I}", "ok", 1, "seq", (json_int_t)reply->integer));
+        else
+            ack_error(w, pa->s, true, pa->ack, 503, "the event bus is unavailable");
+    }
+    session_unref(pa->s);
+    free(pa);
+}
+
+static void on_presence(void *data, redisReply *reply, const char *err)
+{
+    pending_ack_t *pa = data;
+    http_worker_t *w = server_worker_at(pa->s->owner);
+    if (reply == NULL || reply->type != REDIS_REPLY_ARRAY) {
+        ack_error(w, pa->s, pa->has_ack, pa->ack, 503, "presence is unavailable");
+    } else if (pa->has_ack) {
+        /* "user|conn" members -> [{user_id, connections}] */
+        json_t *users = json_object();
+        for (size_t i = 0; i < reply->elements; i++) {
+            redisReply *m = reply->element[i];
+            if (m->type != REDIS_REPLY_STRING)
+                continue;
+            const char *bar = memchr(m->str, '|', m->len);
+            if (bar == NULL)
+                continue;
+            char user[80];
+            snprintf(user, sizeof(user), "%.*s", (int)(bar - m->str), m->str);
+            json_t *count = json_object_get(users, user);
+            json_object_set_new(users, user, json_integer(count != NULL ? json_integer_value(count) + 1 : 1));
+        }
+        json_t *members = json_array();
+        const char *user;
+        json_t *count;
+        json_object_foreach(users, user, count)
+        {
+            json_array_append_new(members, json_pack("{s:s, s:O}", "user_id", user, "connections", count));
+        }
+        json_decref(users);
+        ack_json(w, pa->s, pa->ack, json_pack("{s:b, s:s, s:o}", "ok", 1, "room", pa->room, "members", members));
+    }
+    session_unref(pa->s);
+    free(pa);
+}
+
+static bool in_room(const hub_client_t *c, const char *room)
+{
+    for (size_t i = 0; i < c->nrooms; i++)
+        if (strcmp(c->rooms[i], room) == 0)
+            return true;
+    return false;
+}
+
+static void handle_event(http_worker_t *w, sio_session_t *s, siop_packet_t *p)
+{
+    if (!s->connected) {
+        ack_error(w, s, p->has_ack, p->ack_id, 401, "not connected");
+        return;
+    }
+    uint64_t second = (uint64_t)time(NULL);
+    if (second != s->rate_window) {
+        s->rate_window = second;
+        s->rate_count = 0;
+    }
+    if (++s->rate_count > SIO_EVENTS_PER_SECOND) {
+        session_close(w, s, "too many events", false);
+        return;
+    }
+    const char *name = json_string_value(json_array_get(p->data, 0));
+    json_t *arg = json_array_get(p->data, 1);
+    int status;
+    const char *reason;
+    if (strcmp(name, "join") == 0 || strcmp(name, "leave") == 0 || strcmp(name, "presence") == 0) {
+        const char *room = json_string_value(arg);
+        if (room == NULL) {
+            ack_error(w, s, p->has_ack, p->ack_id, 400, "give the room name");
+            return;
+        }
+        if (strcmp(name, "leave") == 0) {
+            if (hub_leave(w, &s->hub, room) != 0)
+                ack_error(w, s, p->has_ack, p->ack_id, 404, "not in that room");
+            else if (p->has_ack)
+                ack_json(w, s, p->ack_id, json_pack("{s:b, s:s}", "ok", 1, "room", room));
+            return;
+        }
+        if (!in_room(&s->hub, room) && hub_may_join(&s->hub, room, &status, &reason) != 0) {
+            ack_error(w, s, p->has_ack, p->ack_id, status, reason);
+            return;
+        }
+        if (strcmp(name, "join") == 0) {
+            if (hub_join(w, &s->hub, room) != 0)
+                ack_error(w, s, p->has_ack, p->ack_id, 429, "too many rooms");
+            else if (p->has_ack)
+                ack_json(w, s, p->ack_id, json_pack("{s:b, s:s}", "ok", 1, "room", room));
+            return;
+        }
+        pending_ack_t *pa = calloc(1, sizeof(*pa));
+        pa->s = s;
+        pa->ack = p->ack_id;
+        pa->has_ack = p->has_ack;
+        snprintf(pa->room, sizeof(pa->room), "%s", room);
+        session_ref(s);
+        if (hub_presence(w, s->hub.claims.tid, room, on_presence, pa) == NULL) {
+            ack_error(w, s, p->has_ack, p->ack_id, 503, "presence is unavailable");
+            session_unref(s);
+            free(pa);
+        }
+        return;
+    }
+    if (strcmp(name, "publish") == 0) {
+        const char *room = json_string_value(json_object_get(arg, "room"));
+        const char *event = json_string_value(json_object_get(arg, "event"));
+        json_t *data = json_object_get(arg, "data");
+        if (room == NULL || event == NULL || !hub_room_name_valid(event, strlen(event)) || strcmp(event, "change") == 0 ||
+            strcmp(event, "presence") == 0) {
+            ack_error(w, s, p->has_ack, p->ack_id, 400, "publish takes {room, event, data} with a valid event name");
+            return;
+        }
+        if (rbac_check(s->hub.grants, "realtime", "publish") == RBAC_DENY) {
+            ack_error(w, s, p->has_ack, p->ack_id, 403, "publishing needs realtime:publish");
+            return;
+        }
+        if (!in_room(&s->hub, room) && hub_may_join(&s->hub, room, &status, &reason) != 0) {
+            ack_error(w, s, p->has_ack, p->ack_id, status, reason);
+            return;
+        }
+        char *text = json_dumps(data != NULL ? data : json_null(), JSON_COMPACT | JSON_ENCODE_ANY);
+        pending_ack_t *pa = calloc(1, sizeof(*pa));
+        pa->s = s;
+        pa->ack = p->ack_id;
+        pa->has_ack = p->has_ack;
+        session_ref(s);
+        if (hub_publish(w, s->hub.claims.tid, room, event, text, s->hub.claims.sub, on_published, pa) == NULL) {
+            ack_error(w, s, p->has_ack, p->ack_id, 503, "the event bus is unavailable");
+            session_unref(s);
+            free(pa);
+        }
+        free(text);
+        return;
+    }
+    ack_error(w, s, p->has_ack, p->ack_id, 404, "unknown event");
+}
+
+static void process_sio_packet(http_worker_t *w, sio_session_t *s, const char *text, size_t len)
+{
+    siop_packet_t p;
+    if (siop_parse(text, len, &p) != 0) {
+        session_close(w, s, "malformed Socket.IO packet", false);
+        return;
+    }
+    switch (p.type) {
+    case SIOP_CONNECT:
+        handle_connect(w, s, &p);
+        break;
+    case SIOP_DISCONNECT:
+        session_close(w, s, "client disconnected", false);
+        break;
+    case SIOP_EVENT:
+        if (strcmp(p.nsp, "/") == 0)
+            handle_event(w, s, &p);
+        break;
+    case SIOP_ACK:
+        break; /* the server asks for no acks */
+    default:
+        session_close(w, s, "unsupported Socket.IO packet (binary attachments)", false);
+        break;
+    }
+    siop_free(&p);
+}
+
+/* Owner: one Engine.IO packet from the client. */
+static void process_engine_packet(http_worker_t *w, sio_session_t *s, const char *p, size_t len)
+{
+    pthread_mutex_lock(&s->mu);
+    bool closed = s->closed;
+    pthread_mutex_unlock(&s->mu);
+    if (closed || len == 0)
+        return;
+    switch (p[0]) {
+    case '3':
+        s->awaiting_pong = false;
+        break;
+    case '4':
+        process_sio_packet(w, s, p + 1, len - 1);
+        break;
+    case '1':
+        session_close(w, s, "client closed", false);
+        break;
+    case '6':
+        break;
+    default:
+        session_close(w, s, "malformed Engine.IO packet", false);
+        break;
+    }
+}
+
+/* ---------------------------------------------------------------- lifecycle (owner) */
+
+static void on_ping(h2o_timeout_entry_t *entry)
+{
+    sio_session_t *s = H2O_STRUCT_FROM_MEMBER(sio_session_t, ping, entry);
+    http_worker_t *w = server_worker_at(s->owner);
+    if (s->awaiting_pong) {
+        session_close(w, s, "ping timeout", false);
+        return;
+    }
+    if (s->connected && s->hub.claims.exp <= (int64_t)time(NULL)) {
+        session_close(w, s, "the access token expired", false);
+        return;
+    }
+    s->awaiting_pong = true;
+    enqueue_copy(w, s, "2");
+    h2o_timeout_link(w->ctx.loop, &sio_of(w)->ping_timeout, &s->ping);
+}
+
+static void session_close(http_worker_t *w, sio_session_t *s, const char *why, bool going_away)
+{
+    pthread_mutex_lock(&s->mu);
+    if (s->closed) {
+        pthread_mutex_unlock(&s->mu);
+        return;
+    }
+    s->closed = true;
+    s->going_away = going_away;
+    int io_worker = s->parked != NULL ? s->parked_worker : s->io != IO_NONE ? s->io_worker : -1;
+    pthread_mutex_unlock(&s->mu);
+    log_debug(NULL, "socket.io session %s closed: %s", s->sid, why);
+    if (h2o_timeout_is_linked(&s->ping))
+        h2o_timeout_unlink(&s->ping);
+    if (s->cmd != NULL)
+        redis_cancel(s->cmd);
+    if (s->job != NULL)
+        db_cancel(s->job);
+    if (s->cmd != NULL || s->job != NULL)
+        session_unref(s); /* the authentication chain's reference */
+    s->cmd = NULL;
+    s->job = NULL;
+    s->hub.dead = true;
+    hub_leave_all(w, &s->hub);
+    wake_io(w, s, io_worker);
+    registry_remove(s);
+}
+
+static sio_session_t *sio_session_new(http_request_t *hr)
+{
+    http_worker_t *w = hr->worker;
+    sio_session_t *s = calloc(1, sizeof(*s));
+    unsigned char raw[12];
+    randombytes_buf(raw, sizeof(raw));
+    sodium_bin2base64(s->sid, sizeof(s->sid), raw, sizeof(raw), sodium_base64_VARIANT_URLSAFE_NO_PADDING);
+    snprintf(s->hub.conn_id, sizeof(s->hub.conn_id), "%s", s->sid);
+    s->hub.ops = &sio_hub_ops;
+    s->owner = w->index;
+    s->io_worker = w->index;
+    atomic_init(&s->refs, 1); /* the registry's */
+    pthread_mutex_init(&s->mu, NULL);
+    /* the session cookie counts only from an allowed Origin (CSRF for sockets) */
+    h2o_iovec_t origin = body_header(hr, "origin");
+    if (origin.len > 0 && cors_origin_allowed(server_config, origin.base, origin.len)) {
+        h2o_iovec_t cookie = body_header(hr, "cookie");
+        const char *p = cookie.len > 0 ? h2o_strstr(cookie.base, cookie.len, H2O_STRLIT("__Host-access=")) != SIZE_MAX
+                                             ? cookie.base + h2o_strstr(cookie.base, cookie.len, H2O_STRLIT("__Host-access=")) + 14
+                                             : NULL
+                                       : NULL;
+        if (p != NULL) {
+            const char *end = memchr(p, ';', (size_t)(cookie.base + cookie.len - p));
+            size_t n = (size_t)((end != NULL ? end : cookie.base + cookie.len) - p);
+            if (n > 0 && n < TOKEN_MAX_LEN)
+                s->cookie_token = strndup(p, n);
+        }
+    }
+    s->ping.cb = on_ping;
+    h2o_timeout_link(w->ctx.loop, &sio_of(w)->ping_timeout, &s->ping);
+    pthread_mutex_lock(&registry_mu);
+    uint64_t b = sid_hash(s->sid);
+    s->next_in_bucket = registry[b];
+    registry[b] = s;
+    pthread_mutex_unlock(&registry_mu);
+    return s;
+}
+
+static char *open_packet(const sio_session_t *s, bool can_upgrade, size_t *len)
+{
+    char *out = malloc(256);
+    int n = snprintf(out, 256, "0{\"sid\":\"%s\",\"upgrades\":%s,\"pingInterval\":%d,\"pingTimeout\":%d,\"maxPayload\":%d}", s->sid,
+                     can_upgrade ? "[\"websocket\"]" : "[]", sio_ping_interval_ms, sio_ping_timeout_ms, SIO_MAX_PAYLOAD);
+    *len = (size_t)n;
+    return out;
+}
+
+/* ---------------------------------------------------------------- HTTP entry */
+
+static bool query_param(h2o_req_t *req, const char *name, char *out, size_t cap)
+{
+    if (req->query_at == SIZE_MAX)
+        return false;
+    const char *q = req->path.base + req->query_at + 1, *end = req->path.base + req->path.len;
+    size_t nlen = strlen(name);
+    while (q < end) {
+        const char *amp = memchr(q, '&', (size_t)(end - q));
+        const char *stop = amp != NULL ? amp : end;
+        if ((size_t)(stop - q) > nlen && memcmp(q, name, nlen) == 0 && q[nlen] == '=') {
+            size_t vlen = (size_t)(stop - q - nlen - 1);
+            if (vlen >= cap)
+                return false;
+            memcpy(out, q + nlen + 1, vlen);
+            out[vlen] = '\0';
+            return true;
+        }
+        q = stop + 1;
+    }
+    return false;
+}
+
+static void handle_poll_get(http_request_t *hr, sio_session_t *s)
+{
+    pthread_mutex_lock(&s->mu);
+    if (s->parked != NULL || s->io == IO_WS) {
+        pthread_mutex_unlock(&s->mu);
+        send_eio_error(hr, 3, "Bad request");
+        return;
+    }
+    s->parked = hr;
+    s->parked_worker = hr->worker->index;
+    s->io = s->io == IO_NONE ? IO_POLL : s->io;
+    bool ready = s->nout > 0 || s->closed;
+    pthread_mutex_unlock(&s->mu);
+    session_ref(s); /* the parked request's */
+    hr->handler_data = s;
+    hr->cancel = on_parked_gone;
+    if (ready)
+        io_drain(hr->worker, s);
+}
+
+static void handle_poll_post(http_request_t *hr, sio_session_t *s)
+{
+    h2o_iovec_t body = hr->req->entity;
+    if (body.len > SIO_MAX_PAYLOAD) {
+        send_eio_error(hr, 3, "Bad request");
+        return;
+    }
+    const char *p = body.base, *end = body.base + body.len;
+    while (p < end) {
+        const char *sep = memchr(p, '\x1e', (size_t)(end - p));
+        const char *stop = sep != NULL ? sep : end;
+        if (stop > p)
+            inbound(hr->worker, s, p, (size_t)(stop - p));
+        p = stop + 1;
+    }
+    send_text(hr, 200, "ok", 2);
+}
+
+void sio_handle(http_request_t *hr)
+{
+    h2o_req_t *req = hr->req;
+    char eio[4] = "", transport[16] = "", sid[32] = "";
+    query_param(req, "EIO", eio, sizeof(eio));
+    query_param(req, "transport", transport, sizeof(transport));
+    bool has_sid = query_param(req, "sid", sid, sizeof(sid));
+    if (strcmp(eio, "4") != 0) {
+        send_eio_error(hr, 5, "Unsupported protocol version");
+        return;
+    }
+    bool polling = strcmp(transport, "polling") == 0, websocket = strcmp(transport, "websocket") == 0;
+    if (!polling && !websocket) {
+        send_eio_error(hr, 0, "Transport unknown");
+        return;
+    }
+    bool is_get = h2o_memis(req->method.base, req->method.len, H2O_STRLIT("GET"));
+    bool is_post = h2o_memis(req->method.base, req->method.len, H2O_STRLIT("POST"));
+    if (!has_sid) {
+        if (!is_get) {
+            send_eio_error(hr, 2, "Bad handshake method");
+            return;
+        }
+        if (websocket && req->version >= 0x200) {
+            send_eio_error(hr, 3, "WebSocket needs HTTP/1.1");
+            return;
+        }
+        sio_session_t *s = sio_session_new(hr);
+        size_t len;
+        char *open = open_packet(s, polling, &len);
+        if (polling) {
+            send_text(hr, 200, open, len);
+            free(open);
+            pthread_mutex_lock(&s->mu);
+            s->io = IO_POLL;
+            pthread_mutex_unlock(&s->mu);
+            return;
+        }
+        session_enqueue(hr->worker, s, open, len);
+        if (!upgrade(hr, s, true)) /* (direct WebSocket: the open packet waits in the queue) */
+            session_close(hr->worker, s, "upgrade failed", false);
+        return;
+    }
+    sio_session_t *s = session_find(sid);
+    if (s == NULL) {
+        send_eio_error(hr, 1, "Session ID unknown");
+        return;
+    }
+    if (websocket) {
+        if (!is_get || !upgrade(hr, s, false)) {
+            if (!hr->answered)
+                send_eio_error(hr, 3, "Bad request");
+        }
+    } else if (is_get) {
+        handle_poll_get(hr, s);
+    } else if (is_post) {
+        handle_poll_post(hr, s);
+    } else {
+        send_eio_error(hr, 2, "Bad request method");
+    }
+    session_unref(s); /* session_find's */
+}
+
+void sio_configure(int ping_interval_ms, int ping_timeout_ms)
+{
+    sio_ping_interval_ms = ping_interval_ms;
+    sio_ping_timeout_ms = ping_timeout_ms;
+}
+
+void sio_worker_start(http_worker_t *w)
+{
+    sio_worker_t *sw = calloc(1, sizeof(*sw));
+    sw->worker = w;
+    h2o_multithread_register_receiver(w->ctx.queue, &sw->rx, on_messages);
+    h2o_timeout_init(w->ctx.loop, &sw->ping_timeout, (uint64_t)sio_ping_interval_ms);
+    w->sio = sw;
+}
+
+void sio_init(void)
+{
+    db_stmt_register(&tenant_stmt);
+}
+
+void sio_worker_stop(http_worker_t *w)
+{
+    sio_worker_t *sw = w->sio;
+    if (sw == NULL)
+        return;
+    h2o_multithread_unregister_receiver(w->ctx.queue, &sw->rx);
+    free(sw);
+    w->sio = NULL;
+}
