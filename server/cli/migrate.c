@@ -660,7 +660,7 @@ static int wait_for_old_workers(PGconn *c)
 }
 
 /* Applies the control schema's pending migrations; 0 or -1 (printed). */
-static int run_control(PGconn *c, const migrate_set_t *ctl, work_t *w, bool tty)
+static int run_control(PGconn *c, const migrate_set_t *ctl, work_t *w)
 {
     for (size_t i = 0; i < w->npending; i++) {
         const migrate_file_t *m = &ctl->items[w->pending[i]];
@@ -673,7 +673,6 @@ static int run_control(PGconn *c, const migrate_set_t *ctl, work_t *w, bool tty)
         printf("control (tenantd): applied %s (%.0f ms)\n", m->meta.file, (cli_now() - t0) * 1e3);
     }
     fflush(stdout);
-    (void)tty;
     return 0;
 }
 
@@ -767,7 +766,7 @@ int migrate_cmd(cli_env_t *env, int argc, char **argv)
         goto out;
     }
     bool control_changed = plan.control.npending > 0;
-    if (run_control(c, &ctl, &plan.control, env->tty) != 0)
+    if (run_control(c, &ctl, &plan.control) != 0)
         goto out;
     if (control_changed || !st.tenants || plan.grants_differ) {
         if (cli_grant_app(c, env) != 0)
