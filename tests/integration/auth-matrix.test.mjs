@@ -56,6 +56,12 @@ const MATRIX = {
   'GET /v1/admin/audit': { permission: 'audit:read', allow: ADMINS },
   'GET /v1/admin/tenant': { permission: 'tenant:read', allow: ADMINS },
   'PATCH /v1/admin/tenant': { permission: 'tenant:manage', allow: ['owner'], body: {} },
+  // realtime (CONTRACT.md §8): the socket.io transport authenticates inside its own protocol;
+  // /v1/events without ?rooms is refused (400) after the guard, so no stream stays open
+  'POST /v1/realtime/emit': { permission: 'realtime:emit', allow: ADMINS, body: {} },
+  'GET /v1/events': { permission: 'authenticated', allow: ALL },
+  'GET /socket.io/': { permission: 'public' },
+  'POST /socket.io/': { permission: 'public' },
   // data API (CONTRACT.md §7)
   'GET /rest/v1/{table}': { permission: '{table}:read', allow: ALL, params: DATA, query: '?limit=1' },
   'POST /rest/v1/{table}': { permission: '{table}:create', allow: ['owner', 'admin', 'member'], params: DATA, body: [] },
