@@ -23,6 +23,7 @@
 #include <string.h>
 
 #include <jansson.h>
+#include <sodium.h>
 
 #include "api/rest_query.h"
 #include "core/log.h"
@@ -56,6 +57,7 @@ static db_stmt_t tenant_ctx_stmt = {"rest_tenant_ctx",
 static const char publish_lua[] =
     "local rows = cjson.decode(ARGV[4])\n"
     "local room = 'table:' .. ARGV[2]\n"
+    "redis.call('INCR', 't:' .. ARGV[1] .. ':tv:' .. ARGV[2])\n"
     "for _, row in ipairs(rows) do\n"
     "  local seq = redis.call('INCR', KEYS[1])\n"
     "  local data = cjson.encode({table = ARGV[2], op = ARGV[3], id = row.id, record = row, seq = seq})\n"
@@ -151,6 +153,12 @@ typedef struct {
     char table_name[64];
     bool want_count, return_representation;
     long offset;
+    redis_cmd_t *cmd;        /* pending cache read, or change publication */
+    restq_sql_t query;       /* the SELECT, kept while the cache is asked */
+    char cache_key[256];     /* t:{tid}:rc:{table}:{hash}; the version is appended */
+    char cache_version[24];
+    char *write_rows;        /* a write's returned rows, answered once the change is published */
+    int write_status;
 } rest_call_t;
 
 static void rest_cancel(http_request_t *hr)
@@ -158,7 +166,13 @@ static void rest_cancel(http_request_t *hr)
     rest_call_t *rc = hr->handler_data;
     if (rc->job != NULL)
         db_cancel(rc->job);
+    if (rc->cmd != NULL)
+        redis_cancel(rc->cmd);
     rc->job = NULL;
+    rc->cmd = NULL;
+    restq_sql_free(&rc->query);
+    free(rc->write_rows);
+    rc->write_rows = NULL;
 }
 
 static void rest_unavailable(http_request_t *hr)
@@ -206,13 +220,31 @@ static void rest_sql_error(rest_call_t *rc, const db_result_t *res)
 
 /* ---------------------------------------------------------------- change events */
 
-static void publish_done(void *data, redisReply *reply, const char *err)
+static void answer_write(rest_call_t *rc)
 {
-    if (reply == NULL || reply->type == REDIS_REPLY_ERROR)
-        log_warn(NULL, "change events not published: %s", reply != NULL ? reply->str : err);
+    http_request_t *hr = rc->hr;
+    hr->cancel = NULL;
+    size_t len = strlen(rc->write_rows);
+    if (rc->return_representation)
+        http_send_json(hr, rc->write_status, rc->write_rows, len);
+    else
+        http_send_body(hr, rc->op == OP_INSERT ? 201 : 204, "application/json", "", 0);
+    free(rc->write_rows);
+    rc->write_rows = NULL;
 }
 
-static void publish_changes(http_request_t *hr, const char *table, rest_op_t op, const char *rows_json)
+/* The change is out (and the read cache version bumped): now the write may be answered, so the
+ * writer's next read anywhere cannot see a cached older result. */
+static void publish_done(void *data, redisReply *reply, const char *err)
+{
+    rest_call_t *rc = data;
+    rc->cmd = NULL;
+    if (reply == NULL || reply->type == REDIS_REPLY_ERROR)
+        log_warn(rc->hr->request_id, "change events not published: %s", reply != NULL ? reply->str : err);
+    answer_write(rc);
+}
+
+static redis_cmd_t *publish_changes(rest_call_t *rc, http_request_t *hr, const char *table, rest_op_t op, const char *rows_json)
 {
     static const char *const op_names[] = {"SELECT", "INSERT", "UPDATE", "DELETE"};
     const char *tid = hr->principal->claims.tid;
@@ -223,10 +255,136 @@ static void publish_changes(http_request_t *hr, const char *table, rest_op_t op,
     size_t lens[9];
     for (int i = 0; i < 9; i++)
         lens[i] = strlen(argv[i]);
-    redis_command_argv(hr->worker->redis, publish_done, NULL, 9, argv, lens);
+    return redis_command_argv(hr->worker->redis, publish_done, rc, 9, argv, lens);
 }
 
 /* ---------------------------------------------------------------- answering */
+
+/* Answers a read: Content-Range, a weak ETag over the representation, 304 on If-None-Match. */
+static void send_rows(rest_call_t *rc, const char *count, const char *rows, size_t rows_len)
+{
+    http_request_t *hr = rc->hr;
+    json_error_t jerr;
+    json_t *arr = json_loadb(rows, rows_len, 0, &jerr);
+    size_t n = json_array_size(arr);
+    json_decref(arr);
+    char range[96];
+    if (n == 0)
+        snprintf(range, sizeof(range), "*/%s", count != NULL ? count : "*");
+    else
+        snprintf(range, sizeof(range), "%ld-%ld/%s", rc->offset, rc->offset + (long)n - 1, count != NULL ? count : "*");
+    http_add_header(hr, "content-range", range, strlen(range));
+    uint64_t h = 1469598103934665603ull;
+    for (size_t i = 0; i < rows_len; i++)
+        h = (h ^ (unsigned char)rows[i]) * 1099511628211ull;
+    char etag[40];
+    snprintf(etag, sizeof(etag), "W/\"%016llx\"", (unsigned long long)h);
+    http_add_header(hr, "etag", etag, strlen(etag));
+    h2o_iovec_t inm = body_header(hr, "if-none-match");
+    if (inm.len > 0 && h2o_strstr(inm.base, inm.len, etag, strlen(etag)) != SIZE_MAX) {
+        http_send_body(hr, 304, "application/json", "", 0);
+        return;
+    }
+    http_send_json(hr, 200, rows, rows_len);
+}
+
+/* ---------------------------------------------------------------- the read cache
+ *
+ * Hot reads are cached in Redis under t:{tenant}:rc:{table}:{hash}:{version} for REST_CACHE_TTL
+ * seconds, where hash covers the caller's role set and the exact statement with its parameters
+ * (which already carry the tenant schema and any own-row condition), and version is the table's
+ * per-tenant write counter t:{tenant}:tv:{table}. Every committed write bumps the counter before
+ * it is answered, so no reader anywhere is served an entry from before that write. A cache that
+ * cannot be reached is skipped, never waited for. */
+
+#define REST_CACHE_TTL "60"
+
+static const char cache_get_lua[] =
+    "local v = redis.call('GET', KEYS[1]) or '0'\n"
+    "return {v, redis.call('GET', ARGV[1] .. ':' .. v)}\n";
+
+static void cache_store(rest_call_t *rc, const char *count, const char *rows, size_t rows_len)
+{
+    if (rc->cache_key[0] == '\0' || rc->cache_version[0] == '\0' || rows_len > 256 * 1024)
+        return;
+    char key[300];
+    snprintf(key, sizeof(key), "%s:%s", rc->cache_key, rc->cache_version);
+    size_t clen = count != NULL ? strlen(count) : 0;
+    char *value = malloc(clen + rows_len + 2);
+    memcpy(value, count != NULL ? count : "", clen);
+    value[clen] = '\n';
+    memcpy(value + clen + 1, rows, rows_len);
+    const char *argv[5] = {"SET", key, value, "EX", REST_CACHE_TTL};
+    size_t lens[5] = {3, strlen(key), clen + 1 + rows_len, 2, strlen(REST_CACHE_TTL)};
+    redis_command_argv(rc->hr->worker->redis, NULL, NULL, 5, argv, lens);
+    free(value);
+}
+
+static void rest_submit(rest_call_t *rc, restq_sql_t *q);
+
+static void on_cache_read(void *data, redisReply *reply, const char *err)
+{
+    rest_call_t *rc = data;
+    rc->cmd = NULL;
+    if (reply != NULL && reply->type == REDIS_REPLY_ARRAY && reply->elements == 2 && reply->element[0]->type == REDIS_REPLY_STRING) {
+        snprintf(rc->cache_version, sizeof(rc->cache_version), "%s", reply->element[0]->str);
+        redisReply *v = reply->element[1];
+        const char *nl = v->type == REDIS_REPLY_STRING ? memchr(v->str, '\n', v->len) : NULL;
+        if (nl != NULL) {
+            char count[32] = "";
+            size_t clen = (size_t)(nl - v->str);
+            if (clen < sizeof(count))
+                memcpy(count, v->str, clen);
+            count[clen < sizeof(count) ? clen : 0] = '\0';
+            rc->hr->cancel = NULL;
+            restq_sql_free(&rc->query);
+            send_rows(rc, clen > 0 ? count : NULL, nl + 1, v->len - clen - 1);
+            return;
+        }
+    }
+    restq_sql_t q = rc->query;
+    memset(&rc->query, 0, sizeof(rc->query));
+    rest_submit(rc, &q);
+    restq_sql_free(&q);
+}
+
+/* Looks the SELECT up in the cache, else runs it; takes over q. */
+static void cached_select(rest_call_t *rc, restq_sql_t *q)
+{
+    http_request_t *hr = rc->hr;
+    const guard_principal_t *p = hr->principal;
+    crypto_hash_sha256_state st;
+    crypto_hash_sha256_init(&st);
+    for (int i = 0; i < p->claims.nroles; i++) /* roles in token order; the same set in another order only misses */
+        crypto_hash_sha256_update(&st, (const unsigned char *)p->claims.roles[i], strlen(p->claims.roles[i]) + 1);
+    crypto_hash_sha256_update(&st, (const unsigned char *)(rc->want_count ? "c" : "n"), 1);
+    crypto_hash_sha256_update(&st, (const unsigned char *)q->sql, q->len + 1);
+    for (int i = 0; i < q->nparams; i++) {
+        const char *v = q->params[i] != NULL ? q->params[i] : "";
+        crypto_hash_sha256_update(&st, (const unsigned char *)(q->params[i] != NULL ? "v" : "n"), 1);
+        crypto_hash_sha256_update(&st, (const unsigned char *)v, strlen(v) + 1);
+    }
+    unsigned char digest[crypto_hash_sha256_BYTES];
+    crypto_hash_sha256_final(&st, digest);
+    char hex[65];
+    sodium_bin2hex(hex, sizeof(hex), digest, sizeof(digest));
+    snprintf(rc->cache_key, sizeof(rc->cache_key), "t:%s:rc:%s:%s", p->claims.tid, rc->table_name, hex);
+    char vkey[160];
+    snprintf(vkey, sizeof(vkey), "t:%s:tv:%s", p->claims.tid, rc->table_name);
+    rc->query = *q;
+    memset(q, 0, sizeof(*q));
+    const char *argv[5] = {"EVAL", cache_get_lua, "1", vkey, rc->cache_key};
+    size_t lens[5] = {4, strlen(cache_get_lua), 1, strlen(vkey), strlen(rc->cache_key)};
+    hr->cancel = rest_cancel;
+    rc->cmd = redis_command_argv(hr->worker->redis, on_cache_read, rc, 5, argv, lens);
+    if (rc->cmd == NULL) {
+        rc->cache_key[0] = '\0'; /* no cache now: straight to Postgres */
+        restq_sql_t again = rc->query;
+        memset(&rc->query, 0, sizeof(rc->query));
+        rest_submit(rc, &again);
+        restq_sql_free(&again);
+    }
+}
 
 static void on_rest_result(void *data, const db_result_t *res)
 {
@@ -246,45 +404,21 @@ static void on_rest_result(void *data, const db_result_t *res)
         }
         return;
     }
-    hr->cancel = NULL;
     PGresult *r = res->results[1];
     const char *rows = PQgetvalue(r, 0, 0);
     size_t rows_len = (size_t)PQgetlength(r, 0, 0);
     if (rc->op == OP_SELECT) {
-        json_error_t jerr;
-        json_t *arr = json_loadb(rows, rows_len, 0, &jerr);
-        size_t n = json_array_size(arr);
-        json_decref(arr);
-        char range[96];
-        if (rc->want_count && PQnfields(r) > 1)
-            snprintf(range, sizeof(range), "%ld-%ld/%s", rc->offset, rc->offset + (long)n - 1, PQgetvalue(r, 0, 1));
-        else
-            snprintf(range, sizeof(range), "%ld-%ld/*", rc->offset, rc->offset + (long)n - 1);
-        if (n == 0)
-            snprintf(range, sizeof(range), "*/%s", rc->want_count && PQnfields(r) > 1 ? PQgetvalue(r, 0, 1) : "*");
-        http_add_header(hr, "content-range", range, strlen(range));
-        /* weak ETag over the representation; If-None-Match answers 304 without a body */
-        uint64_t h = 1469598103934665603ull;
-        for (size_t i = 0; i < rows_len; i++)
-            h = (h ^ (unsigned char)rows[i]) * 1099511628211ull;
-        char etag[40];
-        snprintf(etag, sizeof(etag), "W/\"%016llx\"", (unsigned long long)h);
-        http_add_header(hr, "etag", etag, strlen(etag));
-        h2o_iovec_t inm = body_header(hr, "if-none-match");
-        if (inm.len > 0 && h2o_strstr(inm.base, inm.len, etag, strlen(etag)) != SIZE_MAX) {
-            http_send_body(hr, 304, "application/json", "", 0);
-            return;
-        }
-        http_send_json(hr, 200, rows, rows_len);
+        const char *count = rc->want_count && PQnfields(r) > 1 ? PQgetvalue(r, 0, 1) : NULL;
+        cache_store(rc, count, rows, rows_len);
+        hr->cancel = NULL;
+        send_rows(rc, count, rows, rows_len);
         return;
     }
-    if (rows_len > 2)
-        publish_changes(hr, rc->table_name, rc->op, rows);
-    int status = rc->op == OP_INSERT ? 201 : 200;
-    if (rc->return_representation)
-        http_send_json(hr, status, rows, rows_len);
-    else
-        http_send_body(hr, rc->op == OP_INSERT ? 201 : 204, "application/json", "", 0);
+    rc->write_rows = strdup(rows);
+    rc->write_status = rc->op == OP_INSERT ? 201 : 200;
+    if (rows_len > 2 && (rc->cmd = publish_changes(rc, hr, rc->table_name, rc->op, rows)) != NULL)
+        return; /* answered in publish_done */
+    answer_write(rc);
 }
 
 /* Submits [tenant context, sql] for the request. */
@@ -433,7 +567,7 @@ static void run_select(rest_call_t *rc)
     restq_sql_append(&q, ") _r");
     restq_sql_free(&where);
     restq_request_free(&rq);
-    rest_submit(rc, &q);
+    cached_select(rc, &q);
     restq_sql_free(&q);
 }
 
