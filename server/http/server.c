@@ -46,8 +46,10 @@ static h2o_globalconf_t server_globalconf;
 static SSL_CTX *server_ssl_ctx;
 static atomic_int server_stop_requested;
 static atomic_uint server_reload_generation;
+static struct worker_slot *server_slots;
+static int server_slot_count;
 
-typedef struct {
+typedef struct worker_slot {
     http_worker_t worker;
     pthread_t thread;
     int listen_fd, tls_listen_fd;
@@ -309,6 +311,11 @@ static void *worker_main(void *arg)
     return NULL;
 }
 
+http_worker_t *server_worker_at(int index)
+{
+    return index >= 0 && index < server_slot_count ? &server_slots[index].worker : NULL;
+}
+
 /* ---------------------------------------------------------------- start-up */
 
 static int open_listener(const config_addr_t *addr, const char *var)
@@ -397,6 +404,8 @@ int server_run(const config_t *cfg, const server_app_t *app)
         return 2;
 
     worker_slot_t *slots = calloc((size_t)cfg->threads, sizeof(*slots));
+    server_slots = slots;
+    server_slot_count = cfg->threads;
     for (int i = 0; i < cfg->threads; i++) {
         slots[i].worker.index = i;
         slots[i].listen_fd = open_listener(&cfg->listen, "TENANTD_LISTEN");

@@ -36,6 +36,7 @@ typedef struct http_worker {
     struct guard_state *guard; /* per-thread token and tenant caches (http/guard.c) */
     void *api_state;           /* per-thread state of the application layer (api/) */
     void *realtime;            /* per-thread realtime hub (realtime/hub.c) */
+    void *sio;                 /* per-thread Engine.IO/Socket.IO state (realtime/sio.c) */
     workpool_receiver_t workpool_rx; /* where this loop's workpool jobs report back */
     size_t inflight;           /* requests of this worker not yet disposed */
     size_t open_conns;         /* client connections of this worker */
@@ -63,6 +64,9 @@ extern const config_t *server_config;
 
 /* Runs the server until SIGTERM/SIGINT; returns the process exit code (0 after a clean drain, 1 on a start-up failure). */
 int server_run(const config_t *cfg, const server_app_t *app);
+
+/* Worker number index (0 .. threads-1), or NULL; workers exist from server_run until it returns. */
+http_worker_t *server_worker_at(int index);
 
 /* The worker that runs the calling request's loop. */
 static inline http_worker_t *server_worker_of(h2o_req_t *req)
