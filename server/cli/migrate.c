@@ -181,7 +181,9 @@ static int check_schema(const migrate_set_t *set, const char *who, const char *a
 /* Applying one migration                                                                       */
 
 /* Applies m to schema in one transaction sent as one script: search_path, the file, its ledger
- * row and (tenant schemas) the tenant role's grants. 0, or -1 with "<file>: <error>" in err. */
+ * row and, when `tenant` (grant the tenant role explicitly), the tenant role's grants. Without it
+ * the schema's default privileges (set by create_tenant for the role that creates its objects)
+ * cover new tables and sequences. 0, or -1 with "<file>: <error>" in err. */
 static int apply_one(PGconn *c, const migrate_file_t *m, const char *schema, bool tenant, char *err, size_t errlen)
 {
     char *ident = cli_ident(c, schema);
@@ -501,6 +503,7 @@ typedef struct {
     atomic_int running;
     progress_t progress;
     pthread_mutex_t out_lock;
+    bool grants; /* grant each tenant role explicitly after each migration */
 } pool_t;
 
 static void work_on(pool_t *pool, PGconn *c, work_t *w)
@@ -508,7 +511,7 @@ static void work_on(pool_t *pool, PGconn *c, work_t *w)
     for (size_t i = 0; i < w->npending; i++) {
         const migrate_file_t *m = &pool->set->items[w->pending[i]];
         double t0 = cli_now();
-        if (apply_one(c, m, w->schema, true, w->err, sizeof(w->err)) != 0) {
+        if (apply_one(c, m, w->schema, pool->grants, w->err, sizeof(w->err)) != 0) {
             w->state = 2;
             break;
         }
@@ -562,10 +565,12 @@ static void *worker_main(void *arg)
     return NULL;
 }
 
-/* Applies every tenant's pending migrations with jobs threads; returns the number failed. */
-static size_t run_tenants(const cli_env_t *env, const migrate_set_t *set, work_t *items, size_t n, int jobs)
+/* Applies every tenant's pending migrations with jobs threads (grants: see pool_t); returns the
+ * number failed. */
+static size_t run_tenants(const cli_env_t *env, const migrate_set_t *set, work_t *items, size_t n, int jobs,
+                          bool grants)
 {
-    pool_t pool = {.env = env, .set = set, .items = items, .n = n};
+    pool_t pool = {.env = env, .set = set, .items = items, .n = n, .grants = grants};
     atomic_init(&pool.next, 0);
     atomic_init(&pool.migrations, 0);
     pthread_mutex_init(&pool.out_lock, NULL);
@@ -673,6 +678,26 @@ static int run_control(PGconn *c, const migrate_set_t *ctl, work_t *w)
         printf("control (tenantd): applied %s (%.0f ms)\n", m->meta.file, (cli_now() - t0) * 1e3);
     }
     fflush(stdout);
+    return 0;
+}
+
+/* Sets *grants to false when this connection's role is the one that runs create_tenant (the
+ * owner of the provisioning function): each tenant schema's default privileges then already give
+ * the tenant role what that role creates, and the explicit grants after each migration (about a
+ * third of the cost of a small migration) are skipped. 0 or -1 (printed). */
+static int default_privileges_cover(PGconn *c, bool *grants)
+{
+    char err[1024];
+    PGresult *r = cli_exec(c,
+                           "SELECT current_user = (SELECT pg_get_userbyid(proowner) FROM pg_proc"
+                           " WHERE oid = 'tenantd.create_tenant(text, text)'::regprocedure)",
+                           0, NULL, err, sizeof(err));
+    if (r == NULL) {
+        cli_error("checking default privileges: %s", err);
+        return -1;
+    }
+    *grants = PQgetvalue(r, 0, 0)[0] != 't';
+    PQclear(r);
     return 0;
 }
 
@@ -785,8 +810,11 @@ int migrate_cmd(cli_env_t *env, int argc, char **argv)
     if (release_set(c, &ten) != 0)
         goto out;
     size_t failed = 0;
+    bool grants = true;
+    if (plan.ntenants > 0 && default_privileges_cover(c, &grants) != 0)
+        goto out;
     if (plan.ntenants > 0)
-        failed = run_tenants(env, &ten, plan.tenants, plan.ntenants, jobs);
+        failed = run_tenants(env, &ten, plan.tenants, plan.ntenants, jobs, grants);
     size_t migrations = 0;
     for (size_t i = 0; i < plan.ntenants; i++)
         migrations += plan.tenants[i].applied;

@@ -643,5 +643,20 @@ describe('tenantctl migrate over many tenants', () => {
     assert.match(r.stderr, /no tenant/);
     db.ok(['migrate']);
     assert.equal(countAppliedEverywhere(db, 6), TENANTS);
+    // Tables added by later migrations are the tenant role's too (default privileges).
+    for (const slug of ['t001', 't030']) {
+      const s = db.schemaOf(slug);
+      assert.deepEqual(sql(db.app, `BEGIN; SELECT set_config('role', ${lit(s)}, true), set_config('search_path', ${lit(s)}, true);` +
+        ' INSERT INTO one_only VALUES (1); SELECT count(*) FROM one_only; SELECT count(*) FROM slow_marker; COMMIT').slice(-2), [['1'], ['0']]);
+    }
+  });
+
+  test('migrating as another role (here the superuser) grants the tenant roles explicitly', () => {
+    addTenantMigration(dir, '0007_by_admin.sql', 'CREATE TABLE by_admin (id serial PRIMARY KEY, v text);\n');
+    db.ok(['migrate', '--jobs', '2'], { env: { DATABASE_OWNER_URL: db.admin } });
+    assert.equal(countAppliedEverywhere(db, 7), TENANTS);
+    const s = db.schemaOf('t015');
+    assert.deepEqual(sql(db.app, `BEGIN; SELECT set_config('role', ${lit(s)}, true), set_config('search_path', ${lit(s)}, true);` +
+      " INSERT INTO by_admin (v) VALUES ('x') RETURNING id; COMMIT").slice(-1), [['1']]);
   });
 });
