@@ -24,6 +24,8 @@
 
 #include "core/log.h"
 #include "http/body.h"
+#include "http/cors.h"
+#include "http/server.h"
 #include "http/guard.h"
 #include "security/password.h"
 #include "security/session.h"
@@ -140,6 +142,8 @@ static auth_flow_t *flow_new(http_request_t *hr)
 static void flow_fail(auth_flow_t *f, problem_kind_t kind, const char *detail)
 {
     f->hr->cancel = NULL;
+    if (kind == PROBLEM_UNAUTHORIZED)
+        http_add_header(f->hr, "www-authenticate", "Bearer realm=\"tenantd\"", 22);
     http_send_problem(f->hr, kind, detail);
 }
 
@@ -479,9 +483,10 @@ static bool choose_tenant(auth_flow_t *f, const char *memberships_json)
     } else if (json_array_size(ms) == 1) {
         chosen = json_array_get(ms, 0);
     } else {
+        bool none = json_array_size(ms) == 0;
         json_decref(ms);
-        flow_fail(f, json_array_size(ms) == 0 ? PROBLEM_FORBIDDEN : PROBLEM_BAD_REQUEST,
-                  json_array_size(ms) == 0 ? "this account belongs to no tenant" : "this account belongs to several tenants: name one in `tenant`");
+        flow_fail(f, none ? PROBLEM_FORBIDDEN : PROBLEM_BAD_REQUEST,
+                  none ? "this account belongs to no tenant" : "this account belongs to several tenants: name one in `tenant`");
         return false;
     }
     const char *status = body_string(chosen, "status");
@@ -506,11 +511,14 @@ typedef struct {
     bool user_exists;
 } login_job_t;
 
-static void on_login_failure_counted(void *data, redisReply *reply, const char *err)
+/* Gives back the attempt reserved in on_login_rate: only failures count against the account. */
+static void release_login_attempt(auth_flow_t *f)
 {
-    auth_flow_t *f = data;
-    f->cmd = NULL;
-    flow_fail(f, PROBLEM_UNAUTHORIZED, "invalid email or password");
+    char key[300];
+    snprintf(key, sizeof(key), "tenantd:rl:login:acct:%s", f->email);
+    const char *argv[2] = {"DECR", key};
+    size_t lens[2] = {4, strlen(key)};
+    redis_command_argv(f->hr->worker->redis, NULL, NULL, 2, argv, lens);
 }
 
 static void login_pw_done(workpool_job_t *job)
@@ -520,14 +528,13 @@ static void login_pw_done(workpool_job_t *job)
     if (f != NULL) {
         f->pw = NULL;
         if (!lj->pw.ok || !lj->user_exists) {
-            char bucket[300];
-            snprintf(bucket, sizeof(bucket), "login:acct:%s", f->email);
-            f->cmd = session_rate_hit(f->hr->worker->redis, bucket, LOGIN_FAILURE_WINDOW_S, on_login_failure_counted, f);
-            if (f->cmd == NULL)
-                flow_fail(f, PROBLEM_UNAUTHORIZED, "invalid email or password");
-        } else if (choose_tenant(f, lj->memberships)) {
-            audit(f->hr->worker, f->tenant_id, f->email, "auth.login", f->user_id, f->ip, f->hr->request_id);
-            start_session(f);
+            flow_fail(f, PROBLEM_UNAUTHORIZED, "invalid email or password"); /* the attempt stays counted */
+        } else {
+            release_login_attempt(f);
+            if (choose_tenant(f, lj->memberships)) {
+                audit(f->hr->worker, f->tenant_id, f->email, "auth.login", f->user_id, f->ip, f->hr->request_id);
+                start_session(f);
+            }
         }
     }
     sodium_memzero(lj, sizeof(*lj));
@@ -577,7 +584,9 @@ static void on_login_rate(void *data, redisReply *reply, const char *err)
         flow_unavailable(f, "rate limits cannot be checked right now");
         return;
     }
-    if (reply->element[0]->integer >= LOGIN_FAILURES_MAX) {
+    /* every attempt is counted before the password is checked (so parallel guesses cannot slip
+     * past the limit) and given back when it succeeds */
+    if (reply->element[0]->integer > LOGIN_FAILURES_MAX) {
         f->pw = NULL;
         free(lj);
         char ra[24];
@@ -617,7 +626,7 @@ void auth_login(http_request_t *hr)
         f->pw = &lj->pw;
         char bucket[300];
         snprintf(bucket, sizeof(bucket), "login:acct:%s", f->email);
-        f->cmd = session_rate_peek(hr->worker->redis, bucket, on_login_rate, f);
+        f->cmd = session_rate_hit(hr->worker->redis, bucket, LOGIN_FAILURE_WINDOW_S, on_login_rate, f);
         if (f->cmd == NULL) {
             f->pw = NULL;
             free(lj);
@@ -729,6 +738,12 @@ void auth_refresh(http_request_t *hr)
             memcmp(csrf.base, csrf_cookie, csrf.len) != 0) {
             json_decref(body);
             flow_fail(f, PROBLEM_FORBIDDEN, "a cookie refresh needs the x-csrf-token header");
+            return;
+        }
+        h2o_iovec_t origin = body_header(hr, "origin");
+        if (origin.len > 0 && !cors_origin_allowed(server_config, origin.base, origin.len)) {
+            json_decref(body);
+            flow_fail(f, PROBLEM_FORBIDDEN, "this Origin may not use cookie authentication");
             return;
         }
     }
@@ -900,6 +915,22 @@ static void on_me_loaded(void *data, const db_result_t *res)
 
 void auth_me(http_request_t *hr)
 {
+    const guard_principal_t *p = hr->principal;
+    if (strncmp(p->claims.sid, "key:", 4) == 0) {
+        /* an API key has no user: describe the key instead */
+        json_t *roles = json_array();
+        for (int i = 0; i < p->claims.nroles; i++)
+            json_array_append_new(roles, json_string(p->claims.roles[i]));
+        char *perms_text = rbac_grants_to_json(p->grants);
+        json_error_t jerr;
+        json_t *perms = perms_text != NULL ? json_loads(perms_text, 0, &jerr) : NULL;
+        free(perms_text);
+        body_send_json(hr, 200,
+                       json_pack("{s:n, s:{s:s}, s:{s:s, s:s, s:s}, s:o, s:o}", "user", "api_key", "id", p->claims.sub, "tenant", "id",
+                                 p->claims.tid, "slug", p->tenant_slug, "name", p->tenant_name, "roles", roles, "permissions",
+                                 perms != NULL ? perms : json_array()));
+        return;
+    }
     auth_flow_t *f = flow_new(hr);
     const char *params[2] = {hr->principal->claims.sub, hr->principal->claims.tid};
     db_status_t st;

@@ -30,7 +30,7 @@
 
 #define GUARD_TOKEN_SLOTS 4096
 #define GUARD_TENANT_SLOTS 1024
-#define GUARD_TENANT_TTL_MS 30000
+#define GUARD_TENANT_TTL_MS 900 /* a suspension made by tenantctl (Postgres only) is seen within a second */
 #define GUARD_ACCESS_TTL_S 900
 #define GUARD_ISSUER "tenantd"
 #define GUARD_AUDIENCE "tenantd"
@@ -69,7 +69,8 @@ typedef struct {
 
 /* An API key's row, by its public prefix. */
 static db_stmt_t api_key_stmt = {"guard_api_key",
-                                 "SELECT k.id::text, k.tenant_id::text, array_to_json(k.roles)::text, k.key_hash"
+                                 "SELECT k.id::text, k.tenant_id::text, array_to_json(k.roles)::text, k.key_hash,"
+                                 " coalesce(extract(epoch FROM k.expires_at)::bigint, 0)::text"
                                  " FROM tenantd.api_keys k WHERE k.prefix = $1 AND k.revoked_at IS NULL"
                                  " AND (k.expires_at IS NULL OR k.expires_at > now())",
                                  1, 0};
@@ -275,6 +276,9 @@ void guard_worker_stop(http_worker_t *w)
 {
     if (w->guard == NULL)
         return;
+    /* the subscriber outlives the guard state (the server destroys it later): detach first */
+    redis_client_on_state(w->redis_sub, NULL, NULL);
+    redis_client_on_message(w->redis_sub, NULL, NULL);
     guard_worker_flush(w);
     free(w->guard);
     w->guard = NULL;
@@ -528,12 +532,15 @@ static void on_session_checked(void *data, redisReply *reply, const char *err)
     guard_wait_t *gw = data;
     gw->cmd = NULL;
     http_request_t *hr = gw->hr;
-    if (reply == NULL || reply->type != REDIS_REPLY_INTEGER) {
+    if (reply == NULL || reply->type != REDIS_REPLY_ARRAY || reply->elements != 2) {
         hr->cancel = NULL;
         http_send_problem_retry(hr, PROBLEM_UNAVAILABLE, "the session store is unavailable", 1);
         return;
     }
-    if (reply->integer != 1) {
+    /* the session must exist and belong to the token's user and tenant */
+    redisReply *uid = reply->element[0], *tid = reply->element[1];
+    if (uid->type != REDIS_REPLY_STRING || tid->type != REDIS_REPLY_STRING || strcmp(uid->str, gw->claims.sub) != 0 ||
+        strcmp(tid->str, gw->claims.tid) != 0) {
         deny(hr, PROBLEM_UNAUTHORIZED, "the session has ended");
         return;
     }
@@ -578,6 +585,9 @@ static void on_api_key(void *data, const db_result_t *res)
     json_decref(roles);
     gw->claims.iat = now_s();
     gw->claims.exp = gw->claims.iat + GUARD_API_KEY_CACHE_S;
+    int64_t key_exp = strtoll(PQgetvalue(r, 0, 4), NULL, 10);
+    if (key_exp > 0 && key_exp < gw->claims.exp)
+        gw->claims.exp = key_exp; /* the cached check ends with the key */
     guard_with_tenant(gw);
 }
 

@@ -342,7 +342,8 @@ static void deliver(hub_room_t *r, const char *msg, size_t len)
     /* iterate over a copy: a kill may change the room */
     size_t n = r->nclients;
     hub_client_t **copy = malloc(n * sizeof(*copy) + 1);
-    memcpy(copy, r->clients, n * sizeof(*copy));
+    if (n > 0)
+        memcpy(copy, r->clients, n * sizeof(*copy));
     for (size_t i = 0; i < n; i++) {
         hub_client_t *c = copy[i];
         if (c->dead || !may_see(c, event, data, r->name))
@@ -362,7 +363,9 @@ static void kill_session(hub_t *h, const char *sid, size_t len)
 {
     /* kill() makes the client leave, which reorders h->all: walk a copy */
     size_t n = h->nall;
-    hub_client_t **copy = malloc(n * sizeof(*copy) + 1);
+    if (n == 0)
+        return;
+    hub_client_t **copy = malloc(n * sizeof(*copy));
     memcpy(copy, h->all, n * sizeof(*copy));
     for (size_t i = 0; i < n; i++) {
         hub_client_t *c = copy[i];
@@ -472,10 +475,10 @@ static hub_t *hub_of(http_worker_t *w)
 void hub_kill_all(http_worker_t *w, const char *why)
 {
     hub_t *h = hub_of(w);
-    if (h == NULL)
+    if (h == NULL || h->nall == 0)
         return;
     size_t n = h->nall;
-    hub_client_t **copy = malloc(n * sizeof(*copy) + 1);
+    hub_client_t **copy = malloc(n * sizeof(*copy));
     memcpy(copy, h->all, n * sizeof(*copy));
     for (size_t i = 0; i < n; i++) {
         if (!copy[i]->dead) {

@@ -563,7 +563,10 @@ static void on_auth_session(void *data, redisReply *reply, const char *err)
     sio_session_t *s = data;
     s->cmd = NULL;
     http_worker_t *w = server_worker_at(s->owner);
-    if (reply == NULL || reply->type != REDIS_REPLY_INTEGER || reply->integer != 1) {
+    bool alive = reply != NULL && reply->type == REDIS_REPLY_ARRAY && reply->elements == 2 &&
+                 reply->element[0]->type == REDIS_REPLY_STRING && reply->element[1]->type == REDIS_REPLY_STRING &&
+                 strcmp(reply->element[0]->str, s->hub.claims.sub) == 0 && strcmp(reply->element[1]->str, s->hub.claims.tid) == 0;
+    if (!alive) {
         auth_fail(w, s, reply == NULL ? "the session store is unavailable" : "the session has ended");
         session_unref(s);
         return;

@@ -72,10 +72,6 @@ static const char rate_hit_lua[] =
     "if n == 1 then redis.call('EXPIRE', KEYS[1], ARGV[1]) end\n"
     "return {n, redis.call('TTL', KEYS[1])}\n";
 
-static const char rate_peek_lua[] =
-    "local n = tonumber(redis.call('GET', KEYS[1]) or '0')\n"
-    "return {n, redis.call('TTL', KEYS[1])}\n";
-
 static void hex_encode(const unsigned char *in, size_t len, char *out)
 {
     static const char hex[] = "0123456789abcdef";
@@ -204,9 +200,9 @@ redis_cmd_t *session_exists(redis_client_t *r, const char *sid, redis_reply_cb c
 {
     char key[96];
     sess_key(key, sizeof(key), sid);
-    const char *argv[2] = {"EXISTS", key};
-    size_t lens[2] = {6, strlen(key)};
-    return redis_command_argv(r, cb, data, 2, argv, lens);
+    const char *argv[4] = {"HMGET", key, "uid", "tid"};
+    size_t lens[4] = {5, strlen(key), 3, 3};
+    return redis_command_argv(r, cb, data, 4, argv, lens);
 }
 
 redis_cmd_t *session_list(redis_client_t *r, const char *user_id, redis_reply_cb cb, void *data)
@@ -225,9 +221,3 @@ redis_cmd_t *session_rate_hit(redis_client_t *r, const char *bucket, int window_
     return eval1(r, rate_hit_lua, key, 1, args, cb, data);
 }
 
-redis_cmd_t *session_rate_peek(redis_client_t *r, const char *bucket, redis_reply_cb cb, void *data)
-{
-    char key[300];
-    snprintf(key, sizeof(key), "tenantd:rl:%s", bucket);
-    return eval1(r, rate_peek_lua, key, 0, NULL, cb, data);
-}

@@ -53,7 +53,7 @@ redis_cmd_t *session_revoke_own(redis_client_t *r, const char *sid, const char *
 /* Revokes every session of user_id in tenant_id (role change, removal); reply integer count. */
 redis_cmd_t *session_revoke_user_tenant(redis_client_t *r, const char *user_id, const char *tenant_id, redis_reply_cb cb, void *data);
 
-/* Checks that sid still exists; reply integer 1 or 0. */
+/* Reads sid's owner: reply array [user_id, tenant_id], both nil when the session is gone. */
 redis_cmd_t *session_exists(redis_client_t *r, const char *sid, redis_reply_cb cb, void *data);
 
 /* Lists user_id's live sessions: reply array of [sid, tenant_id, created, used, ip, ua] arrays. */
@@ -61,8 +61,5 @@ redis_cmd_t *session_list(redis_client_t *r, const char *user_id, redis_reply_cb
 
 /* Counts one event in a fixed-window bucket; reply [count, ttl_seconds]. */
 redis_cmd_t *session_rate_hit(redis_client_t *r, const char *bucket, int window_s, redis_reply_cb cb, void *data);
-
-/* Reads a bucket without counting; reply [count, ttl_seconds]. */
-redis_cmd_t *session_rate_peek(redis_client_t *r, const char *bucket, redis_reply_cb cb, void *data);
 
 #endif
