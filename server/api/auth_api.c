@@ -62,6 +62,8 @@ static db_stmt_t login_user_stmt = {
     " ORDER BY t.slug) FROM tenantd.memberships m JOIN tenantd.tenants t ON t.id = m.tenant_id WHERE m.user_id = u.id), '[]')::text"
     " FROM tenantd.users u WHERE u.email = $1",
     1, 0};
+static db_stmt_t rehash_stmt = {"auth_rehash", "UPDATE tenantd.users SET password_hash = $2, updated_at = now() WHERE id = $1::uuid",
+                                2, 0};
 /* One membership of a user, by tenant id or slug. */
 static db_stmt_t membership_stmt = {"auth_membership",
                                     "SELECT t.id::text, t.slug, t.name, t.status, array_to_json(m.roles)::text, u.email"
@@ -79,8 +81,8 @@ typedef struct {
     auth_flow_t *flow; /* NULL once the request is gone */
     char password[PASSWORD_MAX_LEN + 1];
     size_t password_len;
-    char hash[PASSWORD_HASH_MAX]; /* in: the stored hash (verify); out: the new hash (hash) */
-    bool verify, ok;
+    char hash[PASSWORD_HASH_MAX]; /* in: the stored hash (verify); out: the new hash (hash, or rehash) */
+    bool verify, ok, rehashed;
 } pw_job_t;
 
 struct auth_flow {
@@ -212,9 +214,12 @@ static bool take_password(auth_flow_t *f, const json_t *body, pw_job_t *pw, bool
 static void pw_work(workpool_job_t *job)
 {
     pw_job_t *pw = (pw_job_t *)job;
-    if (pw->verify)
+    if (pw->verify) {
         pw->ok = password_verify(pw->hash, pw->password, pw->password_len);
-    else
+        /* hashed with older parameters: replace the hash while the password is at hand */
+        if (pw->ok && password_needs_rehash(pw->hash) && password_hash(pw->password, pw->password_len, pw->hash) == 0)
+            pw->rehashed = true;
+    } else
         pw->ok = password_hash(pw->password, pw->password_len, pw->hash) == 0;
     sodium_memzero(pw->password, sizeof(pw->password));
 }
@@ -531,6 +536,11 @@ static void login_pw_done(workpool_job_t *job)
             flow_fail(f, PROBLEM_UNAUTHORIZED, "invalid email or password"); /* the attempt stays counted */
         } else {
             release_login_attempt(f);
+            if (lj->pw.rehashed) {
+                const char *params[2] = {f->user_id, lj->pw.hash};
+                db_status_t st;
+                db_query(f->hr->worker->db, &rehash_stmt, params, NULL, NULL, &st);
+            }
             if (choose_tenant(f, lj->memberships)) {
                 audit(f->hr->worker, f->tenant_id, f->email, "auth.login", f->user_id, f->ip, f->hr->request_id);
                 start_session(f);
@@ -950,7 +960,7 @@ void auth_jwks(http_request_t *hr)
 void auth_init(void)
 {
     db_stmt_t *stmts[] = {&signup_user_stmt, &signup_tenant_stmt, &signup_member_stmt, &audit_stmt,
-                          &audit_by_slug_stmt, &login_user_stmt, &membership_stmt};
+                          &audit_by_slug_stmt, &login_user_stmt, &membership_stmt, &rehash_stmt};
     for (size_t i = 0; i < sizeof(stmts) / sizeof(stmts[0]); i++)
         db_stmt_register(stmts[i]);
 }

@@ -3,8 +3,10 @@
  *
  * A pool owns a few libpq connections in non-blocking pipeline mode. A caller submits a job: one
  * or more steps (a prepared statement and its text parameters) that are sent back to back and
- * closed by one pipeline sync, so BEGIN + set_config + query + COMMIT cost one round trip. Jobs
- * submitted in one loop turn go out in one write per connection. Statements are registered once
+ * closed by one pipeline sync (one implicit transaction), so set_config + query cost one round
+ * trip. Jobs submitted in one loop turn are dispatched together at the end of the turn; libpq 15
+ * flushes at every PQpipelineSync, so each job is still one write (sharing one sync between jobs
+ * would also share their transaction). Statements are registered once
  * (db_stmt_t, static storage) and prepared lazily on each connection at first use.
  *
  * Guarantees: the callback of an accepted job is called exactly once (ok, SQL error, timeout or
