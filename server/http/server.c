@@ -37,7 +37,7 @@
 #include "http/cors.h"
 
 #define SERVER_QUIET_MS 1000
-#define SERVER_MAX_PATH 16384
+#define SERVER_MAX_QUERY 16384 /* CONTRACT.md §2: a longer query string is 414 */
 
 const config_t *server_config;
 
@@ -123,8 +123,9 @@ static int on_req(h2o_handler_t *self, h2o_req_t *req)
         http_send_problem(hr, PROBLEM_PAYLOAD_TOO_LARGE, "the request body is too large");
         return 0;
     }
-    if (req->path.len > SERVER_MAX_PATH) {
-        http_send_problem(hr, PROBLEM_URI_TOO_LONG, "the request target is too long");
+    size_t query_len = req->query_at != SIZE_MAX ? req->path.len - req->query_at - 1 : 0;
+    if (query_len > SERVER_MAX_QUERY || req->path.len - query_len > SERVER_MAX_QUERY) {
+        http_send_problem(hr, PROBLEM_URI_TOO_LONG, "the query string is over 16 KiB");
         return 0;
     }
 
@@ -363,7 +364,10 @@ static int setup_tls(const config_t *cfg)
         fprintf(stderr, "TENANTD_TLS_KEY: cannot load a PEM private key matching the certificate from %s\n", cfg->tls_key);
         return -1;
     }
-    h2o_ssl_register_alpn_protocols(server_ssl_ctx, h2o_http2_alpn_protocols);
+    /* h2 first, and http/1.1 named too (h2o's own list has only h2 variants, so an HTTP/1.1-only
+     * client would get no ALPN answer at all) */
+    static const h2o_iovec_t alpn[] = {{H2O_STRLIT("h2")}, {H2O_STRLIT("http/1.1")}, {NULL, 0}};
+    h2o_ssl_register_alpn_protocols(server_ssl_ctx, alpn);
     return 0;
 }
 
