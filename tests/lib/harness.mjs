@@ -207,6 +207,15 @@ export async function startTenantd(envOverrides = {}, { readyTimeoutMs = READY_T
   return handle;
 }
 
+async function waitReadyStreak(url, timeoutMs, streak) {
+  let inARow = 0;
+  await waitFor(async () => {
+    const ok = (await request(`${url}/readyz`, { timeoutMs: 3000 }).catch(() => null))?.status === 200;
+    inARow = ok ? inARow + 1 : 0;
+    return inARow >= streak;
+  }, { timeoutMs, intervalMs: 20, message: `/readyz to answer 200 ${streak} times in a row` });
+}
+
 function makeHandle(child, { url, port, tlsPort }) {
   const lines = child.lines;
   const pick = (stream) => lines.filter((l) => l.stream === stream).map((l) => l.line);
@@ -224,10 +233,10 @@ function makeHandle(child, { url, port, tlsPort }) {
     stderrLines: () => pick('stderr'),
     formatLogs: (max) => formatLogs(lines, max),
     alive: () => child.exitInfo() === null,
-    // Resolves once GET /readyz answers 200 (Postgres and Redis connected); throws after timeoutMs.
-    waitReady: ({ timeoutMs = 10000 } = {}) =>
-      waitFor(async () => (await request(`${url}/readyz`, { timeoutMs: 3000 })).status === 200,
-        { timeoutMs, message: '/readyz to answer 200' }),
+    // Resolves once GET /readyz answers 200 on `streak` fresh connections in a row (each worker
+    // thread has its own Postgres and Redis connections; fresh connections spread over them);
+    // throws after timeoutMs.
+    waitReady: ({ timeoutMs = 10000, streak = 10 } = {}) => waitReadyStreak(url, timeoutMs, streak),
     // Resolves with the first output line satisfying predicate(line), or throws after timeoutMs.
     waitForLog: (predicate, { timeoutMs = 5000 } = {}) =>
       waitFor(() => lines.map((l) => l.line).find(predicate), { timeoutMs, intervalMs: 50, message: 'a matching log line' }),
