@@ -161,6 +161,9 @@ static int emit_filter(ctx_t *c, const restq_column_t *col, const char *op, size
         } is_values[] = {{"null", " IS NULL"}, {"true", " IS TRUE"}, {"false", " IS FALSE"}, {"unknown", " IS UNKNOWN"}};
         for (size_t i = 0; i < 4; i++) {
             if (strlen(is_values[i].v) == vlen && strncasecmp(is_values[i].v, val, vlen) == 0) {
+                /* IS TRUE/FALSE/UNKNOWN exist only for booleans (anything else fails in Postgres, 42804) */
+                if (i > 0 && (col->type == NULL || strcmp(col->type, "boolean") != 0))
+                    return fail(c, "is.true, is.false and is.unknown need a boolean column, %s is not", col->name, strlen(col->name));
                 restq_sql_append(o, col->quoted);
                 restq_sql_append(o, is_values[i].sql);
                 return 0;

@@ -1,6 +1,6 @@
 /*
  * libFuzzer target for api/rest_query: restq_parse on arbitrary query strings against a fixed table
- * (the orders table of the sample application plus a column whose name needs quoting).
+ * (the orders table of the sample application plus a boolean column and one whose name needs quoting).
  *
  * The input is passed in a buffer of exactly its size, so any read past the given length is caught.
  * Besides crashes, leaks and sanitizer reports it checks invariants and aborts when one breaks:
@@ -26,6 +26,7 @@ static restq_column_t cols[] = {
     {"owner_id", "\"owner_id\"", "uuid", false, false, false},
     {"assignee_id", "\"assignee_id\"", "uuid", false, false, false},
     {"created_at", "\"created_at\"", "timestamp with time zone", false, true, true},
+    {"urgent", "\"urgent\"", "boolean", false, false, false},
     {"we\"ird (col)", "\"we\"\"ird (col)\"", "text", false, false, false},
 };
 static const restq_table_t table = {"orders", "\"orders\"", cols, sizeof(cols) / sizeof(cols[0]), 0, 4};

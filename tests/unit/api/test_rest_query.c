@@ -24,6 +24,7 @@ static restq_column_t cols[] = {
     {"owner_id", "\"owner_id\"", "uuid", false, false, false},
     {"assignee_id", "\"assignee_id\"", "uuid", false, false, false},
     {"created_at", "\"created_at\"", "timestamp with time zone", false, true, true},
+    {"urgent", "\"urgent\"", "boolean", false, false, false},
 };
 static const restq_table_t table = {"orders", "\"orders\"", cols, sizeof(cols) / sizeof(cols[0]), 0, 4};
 
@@ -114,9 +115,14 @@ static void test_like_is_in(void **state)
     where_is("title=ilike.A%25b_", "(\"title\"::text ILIKE $1)", "A%b_", NULL);
     where_is("assignee_id=is.null", "(\"assignee_id\" IS NULL)", NULL);
     where_is("assignee_id=is.NULL", "(\"assignee_id\" IS NULL)", NULL);
-    where_is("title=is.true", "(\"title\" IS TRUE)", NULL);
-    where_is("title=is.false", "(\"title\" IS FALSE)", NULL);
-    where_is("title=is.unknown", "(\"title\" IS UNKNOWN)", NULL);
+    where_is("urgent=is.true", "(\"urgent\" IS TRUE)", NULL);
+    where_is("urgent=is.false", "(\"urgent\" IS FALSE)", NULL);
+    where_is("urgent=is.unknown", "(\"urgent\" IS UNKNOWN)", NULL);
+    where_is("urgent=is.null", "(\"urgent\" IS NULL)", NULL);
+    /* IS TRUE on a text or integer column is a Postgres type error (was a 500): refused here */
+    bad("title=is.true", "need a boolean column, title is not");
+    bad("position=is.false", "need a boolean column, position is not");
+    bad("or=(title.is.unknown)", "need a boolean column");
     bad("title=is.maybe", "is. takes null, true, false or unknown");
     where_is("position=in.(1,2,3)", "(\"position\" IN ($1, $2, $3))", "1", "2", "3", NULL);
     where_is("position=in.(7)", "(\"position\" IN ($1))", "7", NULL);
