@@ -228,6 +228,9 @@ describe('order, range, limit, count', () => {
     res = await ok(db.from('orders').select('id', { count: 'exact' }).like('title', MARK).eq('status', 'open'), 200, 'count filtered');
     assert.equal(res.count, rows.filter((r) => r.status === 'open').length);
     assert.equal(res.data.length, res.count);
+    res = await ok(db.from('orders').select('*', { count: 'exact', head: true }).like('title', MARK), 200, 'count with head: true (HEAD)');
+    assert.equal(res.count, rows.length);
+    assert.equal(res.data, null);
     res = await ok(db.from('orders').select('id', { count: 'exact' }).like('title', MARK).eq('status', 'nothing-has-this'), 200, 'count zero');
     assert.equal(res.count, 0);
     assert.deepEqual(res.data, []);

@@ -5,7 +5,8 @@
 // x-tenant with it is 403. Own rows: a member reads every row but changes and deletes only its own,
 // cannot move owner_id, and gets owner_id = itself on insert whatever the body says; a viewer only
 // reads. Typed errors: unknown table 404, unknown column 400 naming it, bad uuid/integer 400, check
-// violation 422 naming the constraint, write without a filter 400 — and no error body carries SQL
+// violation 422 and duplicate key 409 naming the constraint, write without a filter 400, is.true on
+// a non-boolean column 400 (not 500) — and no error body carries SQL
 // text or a schema name. SQL-injection strings in every position (filter keys, operators, values,
 // order, select, logic trees, limit, table name, JSON keys of bodies) get 400/404 (values are bound
 // parameters: 200 with no row) and change nothing. Huge in.() lists and or= nesting limits, ETag and
@@ -221,6 +222,7 @@ describe('typed errors', () => {
     refused(await rest('DELETE', 'orders?id=eq.zzz', 'admin@acme'), 400, 'DELETE bad uuid');
     refused(await rest('POST', 'orders', 'admin@acme', { body: { title: `${RUN}-u`, assignee_id: 'nope' } }), 400, 'POST bad uuid');
     refused(await rest('POST', 'orders', 'admin@acme', { body: { title: `${RUN}-u`, position: 'first' } }), 400, 'POST bad integer');
+    refused(await rest('POST', 'orders', 'admin@acme', { body: { title: `${RUN}-u`, position: 1.5 } }), 400, 'POST fractional integer');
     refused(await rest('PATCH', `orders?id=eq.${adminRow.id}`, 'admin@acme', { body: { position: 2 ** 40 } }), 400, 'PATCH out of range');
     assert.deepEqual(await readOne(adminRow.id), adminRow);
   });
@@ -230,6 +232,7 @@ describe('typed errors', () => {
     refused(await rest('POST', 'orders', 'admin@acme', { body: { title: '' } }), 422, 'POST empty title', 'orders_title_check');
     refused(await rest('PATCH', `orders?id=eq.${adminRow.id}`, 'admin@acme', { body: { status: 'bogus' } }), 422, 'PATCH status', 'orders_status_check');
     refused(await rest('POST', 'orders', 'admin@acme', { body: { status: 'open' } }), 422, 'POST without title', 'title');
+    refused(await rest('POST', 'orders', 'admin@acme', { body: { id: adminRow.id, title: `${RUN}-dup` } }), 409, 'POST duplicate id', 'orders_pkey');
     // an array is one transaction: one bad row, none inserted
     const res = await rest('POST', 'orders', 'admin@acme', { body: [{ title: `${RUN}-good`, status: 'open' }, { title: `${RUN}-bad`, status: 'bogus' }] });
     refused(res, 422, 'POST array with a bad row', 'orders_status_check');
@@ -255,7 +258,8 @@ describe('typed errors', () => {
     refused(await rest('POST', 'orders', 'admin@acme', { raw: `title=${RUN}`, headers: { 'content-type': 'application/x-www-form-urlencoded' } }), 415, 'form body');
     refused(await rest('PATCH', `orders?id=eq.${adminRow.id}`, 'admin@acme', { body: {} }), 400, 'empty PATCH body');
     for (const q of ['order=title.asc.desc', 'order=title.nullsfirst.asc', 'order=title.nullsfirst.nullslast', 'select=', 'limit=-1', 'offset=x',
-      'title=eq', 'title=zz.x', 'title=in.(a', 'title=is.maybe', 'or=(title.eq.x', 'or=()', 'title=eq.%zz', 'title']) {
+      'title=eq', 'title=zz.x', 'title=in.(a', 'title=is.maybe', 'or=(title.eq.x', 'or=()', 'title=eq.%zz', 'title',
+      'title=is.true', 'position=is.false', 'created_at=is.unknown', 'or=(title.is.true)']) {
       refused(await rest('GET', `orders?${q}`, 'admin@acme'), 400, `GET ?${q}`);
     }
   });

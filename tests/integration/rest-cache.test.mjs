@@ -1,0 +1,80 @@
+// rest-cache.test.mjs — reads stay fresh and private across two tenantd instances (issue 5 items 4
+// and 7).
+//
+// Two instances share Postgres and Redis. A read on instance 2, a write on instance 1, and the next
+// read on instance 2 already shows the write (its old ETag answers 200, not 304) — for PATCH, POST
+// and DELETE. The same query by two tenants never answers with the other's rows or a 304 for the
+// other's ETag, on either instance; a viewer reads what an admin reads. Rows carry a per-run marker
+// and are removed at the end.
+import assert from 'node:assert/strict';
+import { after, before, test } from 'node:test';
+
+import { startTenantd } from '../lib/harness.mjs';
+import { FIXTURE, call, login, uniq } from '../lib/auth.mjs';
+
+const RUN = `cache-${uniq()}`;
+const Q = `orders?title=like.${encodeURIComponent(`${RUN}*`)}&order=id`;
+const REP = { prefer: 'return=representation' };
+
+let one;
+let two;
+const tok = {};
+
+const rest = (td, method, path, who, body, headers = {}) => call(td, method, `/rest/v1/${path}`, body, { token: tok[who], headers });
+
+before(async () => {
+  [one, two] = await Promise.all([startTenantd(), startTenantd()]);
+  await Promise.all([one.waitReady(), two.waitReady()]);
+  for (const [who, f] of [['admin', FIXTURE.acme.admin], ['viewer', FIXTURE.acme.viewer], ['globex', FIXTURE.globex.admin]]) {
+    tok[who] = (await login(one, f)).access_token;
+  }
+});
+
+after(async () => {
+  if (!one) return;
+  await rest(one, 'DELETE', Q, 'admin');
+  await rest(one, 'DELETE', Q, 'globex');
+});
+
+test('a write on one instance is visible to the next read on the other', async () => {
+  const ins = await rest(one, 'POST', 'orders', 'admin', { title: `${RUN}-a`, position: 1 }, REP);
+  assert.equal(ins.status, 201, ins.body);
+  const id = ins.json[0].id;
+
+  let read = await rest(two, 'GET', Q, 'admin');
+  assert.equal(read.status, 200);
+  assert.deepEqual(read.json.map((r) => r.id), [id]);
+  let etag = read.headers.etag;
+  assert.equal((await rest(two, 'GET', Q, 'admin', undefined, { 'if-none-match': etag })).status, 304);
+
+  for (const [what, write] of [
+    ['PATCH', () => rest(one, 'PATCH', `orders?id=eq.${id}`, 'admin', { position: 2 })],
+    ['POST', () => rest(one, 'POST', 'orders', 'admin', { title: `${RUN}-b`, position: 3 })],
+    ['DELETE', () => rest(one, 'DELETE', `orders?id=eq.${id}`, 'admin')],
+  ]) {
+    const w = await write();
+    assert.ok([200, 201, 204].includes(w.status), `${what}: ${w.body}`);
+    const direct = await rest(one, 'GET', Q, 'admin');
+    read = await rest(two, 'GET', Q, 'admin', undefined, { 'if-none-match': etag });
+    assert.equal(read.status, 200, `${what}: the other instance answers 200 with the new rows, not 304`);
+    assert.deepEqual(read.json, direct.json, `${what}: both instances agree`);
+    assert.notEqual(read.headers.etag, etag);
+    etag = read.headers.etag;
+  }
+});
+
+test('the same query by another tenant or another role never gets foreign rows or a foreign 304', async () => {
+  const a = await rest(one, 'POST', 'orders', 'admin', { title: `${RUN}-acme`, position: 1 }, REP);
+  assert.equal(a.status, 201, a.body);
+  const g = await rest(one, 'POST', 'orders', 'globex', { title: `${RUN}-globex`, position: 1 }, REP);
+  assert.equal(g.status, 201, g.body);
+  for (const td of [one, two, one]) {
+    const acme = await rest(td, 'GET', Q, 'admin');
+    const globex = await rest(td, 'GET', Q, 'globex', undefined, { 'if-none-match': acme.headers.etag });
+    assert.equal(globex.status, 200);
+    assert.ok(globex.json.every((r) => r.title === `${RUN}-globex`), JSON.stringify(globex.json));
+    assert.ok(acme.json.every((r) => r.title !== `${RUN}-globex`), JSON.stringify(acme.json));
+    const viewer = await rest(td, 'GET', Q, 'viewer');
+    assert.deepEqual(viewer.json, acme.json, 'a viewer reads what the admin reads');
+  }
+});
