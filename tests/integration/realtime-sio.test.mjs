@@ -1,0 +1,286 @@
+// realtime-sio.test.mjs — the Socket.IO server of CONTRACT.md §8 with the real socket.io-client
+// against two tenantd instances (A and B) sharing Postgres and Redis: connecting over every
+// transport (polling with the upgrade to WebSocket, WebSocket only, polling only) on both
+// instances; CONNECT without or with a bad token and to an unknown namespace → connect_error;
+// cross-instance delivery of POST /v1/realtime/emit (tenant, role, user and custom rooms), of
+// client publish and of data API change events (INSERT/UPDATE/DELETE); events right after a join
+// ack; ack errors of join/publish/leave (403 forbidden rooms, 400 bad names); leave stops
+// delivery; a logged-out session's sockets close within 5 s on both instances.
+import assert from 'node:assert/strict';
+import { before, describe, test } from 'node:test';
+
+import { sleep, startTenantd, waitFor } from '../lib/harness.mjs';
+import { call, loginAs } from '../lib/auth.mjs';
+import {
+  ack, assertAckError, assertAckOk, connect, connectError, deleteRow, emitOk, emitUntilReceived, eventsOf,
+  insertRow, join, marker, updateRow, waitEvent,
+} from '../lib/realtime.mjs';
+
+const ENV = { TENANTD_EIO_PING_INTERVAL_MS: 1000, TENANTD_EIO_PING_TIMEOUT_MS: 2000 };
+let A;
+let B;
+let owner;
+let admin;
+let member;
+let viewer;
+
+before(async () => {
+  [A, B] = await Promise.all([startTenantd(ENV), startTenantd(ENV)]);
+  await Promise.all([A.waitReady(), B.waitReady()]);
+  [owner, admin, member, viewer] = await Promise.all(['owner', 'admin', 'member', 'viewer'].map((r) => loginAs(A, r)));
+});
+
+describe('connecting', () => {
+  for (const transport of ['default', 'websocket', 'polling']) {
+    test(`socket.io-client (${transport}) connects on both instances and gets an emit made on the other`, async () => {
+      for (const [here, there] of [[A, B], [B, A]]) {
+        const s = await connect(here, member.access_token, { transport });
+        assert.ok(s.connected);
+        if (transport === 'default') {
+          await waitFor(() => s.io.engine.transport.name === 'websocket', { timeoutMs: 5000, message: 'the upgrade to WebSocket' });
+        } else {
+          assert.equal(s.io.engine.transport.name, transport);
+        }
+        const got = await emitUntilReceived(there, admin.access_token, `user:${member.user.id}`, 'hello', s);
+        assert.equal(got.room, `user:${member.user.id}`);
+        assert.equal(got.from, admin.user.id);
+        assert.equal(typeof got.seq, 'number');
+        // a second one arrives without retries, still over the same transport
+        const tag = marker();
+        await emitOk(there, admin.access_token, `user:${member.user.id}`, 'hello2', { tag });
+        const second = await waitEvent(s, 'hello2', (p) => p.data?.tag === tag);
+        assert.deepEqual(second.data, { tag });
+        assert.ok(second.seq > got.seq, 'seq grows');
+        if (transport === 'polling') assert.equal(s.io.engine.transport.name, 'polling');
+        s.close();
+      }
+    });
+  }
+
+  test('CONNECT without a token, with a bad token, or to an unknown namespace: connect_error with a message', async () => {
+    for (const transport of ['websocket', 'polling']) {
+      const none = await connectError(A, undefined, { transport });
+      assert.match(none.message, /auth/i, `no token (${transport})`);
+      const bad = await connectError(A, 'not-a-token', { transport });
+      assert.match(bad.message, /token/i, `bad token (${transport})`);
+      const forged = member.access_token.slice(0, -4) + (member.access_token.endsWith('AAAA') ? 'BBBB' : 'AAAA');
+      const err = await connectError(B, forged, { transport });
+      assert.ok(err.message.length > 0, 'forged signature refused with a message');
+    }
+    // an unknown namespace is refused with a CONNECT_ERROR
+    const { io } = await import('socket.io-client');
+    const s = io(`${A.url}/nope`, { auth: { token: member.access_token }, reconnection: false, transports: ['websocket'], forceNew: true });
+    const err = await new Promise((resolve, reject) => {
+      s.once('connect', () => reject(new Error('connected to an unknown namespace')));
+      s.once('connect_error', resolve);
+      setTimeout(() => reject(new Error('no connect_error for an unknown namespace')), 5000);
+    }).finally(() => s.close());
+    assert.match(err.message, /namespace/i);
+  });
+});
+
+describe('cross-instance delivery', () => {
+  test('emit on A to tenant, role, user and a custom room reaches sockets on B (and on A)', async () => {
+    const onB = await connect(B, member.access_token, { transport: 'websocket' });
+    const onA = await connect(A, member.access_token, { transport: 'default' });
+    const room = `room-${marker('c')}`;
+    await join(onB, room);
+    await join(onA, room);
+    // the first event of a room may race the new Redis subscription: make sure it is in place
+    await emitUntilReceived(A, admin.access_token, room, 'warm', onB);
+    await emitUntilReceived(A, admin.access_token, room, 'warm', onA);
+    for (const to of ['tenant', 'role:member', `user:${member.user.id}`, room]) {
+      const tag = marker();
+      const seq = await emitOk(A, admin.access_token, to, 'notice', { tag, to });
+      for (const s of [onB, onA]) {
+        const got = await waitEvent(s, 'notice', (p) => p.data?.tag === tag, { what: `notice to ${to}` });
+        assert.deepEqual(got, { room: to, data: { tag, to }, from: admin.user.id, seq });
+      }
+    }
+    // role:admin is not the member's
+    const tag = marker();
+    await emitOk(A, admin.access_token, 'role:admin', 'notice', { tag });
+    await emitOk(A, admin.access_token, `user:${member.user.id}`, 'sentinel', { tag });
+    await waitEvent(onB, 'sentinel', (p) => p.data?.tag === tag);
+    await sleep(200);
+    assert.equal(eventsOf(onB, 'notice', (p) => p.data?.tag === tag).length, 0, 'a member got an event of role:admin');
+    onA.close();
+    onB.close();
+  });
+
+  test('publish from a socket on A reaches the room on B with {room, data, from, seq}; the ack carries the seq', async () => {
+    const pub = await connect(A, member.access_token, { transport: 'websocket' });
+    const sub = await connect(B, admin.access_token, { transport: 'polling' });
+    const room = `pub-${marker('p')}`;
+    await join(sub, room);
+    await join(pub, room);
+    const warm = marker();
+    await waitFor(async () => {
+      await ack(pub, 'publish', { room, event: 'warm', data: { warm } });
+      return eventsOf(sub, 'warm').length > 0;
+    }, { timeoutMs: 5000, intervalMs: 200, message: 'the room subscription on B' });
+    const data = { text: 'hi', n: [1, 2, 3], nested: { ok: true } };
+    const res = assertAckOk(await ack(pub, 'publish', { room, event: 'chat.message', data }), 'publish');
+    assert.equal(typeof res.seq, 'number', `publish ack seq: ${JSON.stringify(res)}`);
+    const got = await waitEvent(sub, 'chat.message', (p) => p.seq === res.seq);
+    assert.deepEqual(got, { room, data, from: member.user.id, seq: res.seq });
+    // the publisher (a member of the room) gets it too
+    await waitEvent(pub, 'chat.message', (p) => p.seq === res.seq);
+    // publishing to a room one is not in but may join works like a join check; reserved event names are refused
+    assertAckError(await ack(pub, 'publish', { room, event: 'change', data: {} }), 400, 'publish as change');
+    assertAckError(await ack(pub, 'publish', { room, event: 'presence', data: {} }), 400, 'publish as presence');
+    assertAckError(await ack(pub, 'publish', { room, event: 'bad name!', data: {} }), 400, 'publish with a bad event name');
+    assertAckError(await ack(pub, 'publish', { room: 'bad room', event: 'x', data: {} }), 400, 'publish to a bad room name');
+    pub.close();
+    sub.close();
+  });
+
+  test('a data API write on A produces change events for a table:orders member on B (INSERT, UPDATE, DELETE)', async () => {
+    const s = await connect(B, member.access_token, { transport: 'default' });
+    assertAckOk(await ack(s, 'join', 'table:orders'), 'join table:orders');
+    // wait for the subscription: writes until one shows up
+    let warmRow;
+    await waitFor(async () => {
+      warmRow = await insertRow(A, admin.access_token, 'orders', { title: `warm ${marker()}` });
+      await sleep(150);
+      return eventsOf(s, 'change', (p) => p.id === warmRow.id).length > 0;
+    }, { timeoutMs: 6000, intervalMs: 10, message: 'a change event on B' });
+
+    const title = `rt ${marker()}`;
+    const row = await insertRow(A, member.access_token, 'orders', { title });
+    const ins = await waitEvent(s, 'change', (p) => p.id === row.id && p.op === 'INSERT');
+    assert.equal(ins.table, 'orders');
+    assert.equal(typeof ins.seq, 'number');
+    assert.equal(ins.record.title, title);
+    assert.equal(ins.record.owner_id, member.user.id);
+    assert.equal(ins.record.id, row.id);
+
+    const up = await updateRow(A, member.access_token, 'orders', row.id, { status: 'done' });
+    assert.equal(up.status, 200, up.body);
+    const upd = await waitEvent(s, 'change', (p) => p.id === row.id && p.op === 'UPDATE');
+    assert.equal(upd.record.status, 'done');
+    assert.ok(upd.seq > ins.seq);
+
+    const del = await deleteRow(A, member.access_token, 'orders', row.id);
+    assert.ok([200, 204].includes(del.status), del.body);
+    const dl = await waitEvent(s, 'change', (p) => p.id === row.id && p.op === 'DELETE');
+    assert.equal(dl.table, 'orders');
+    assert.ok(dl.seq > upd.seq);
+    await deleteRow(A, admin.access_token, 'orders', warmRow.id);
+    s.close();
+  });
+
+  test('an event emitted right after the join ack (room new on that instance) is delivered', async () => {
+    // The ack of join means "you are in the room": an event published after it must arrive.
+    const misses = [];
+    for (let i = 0; i < 10; i++) {
+      const s = await connect(B, member.access_token, { transport: 'websocket' });
+      const room = `fresh-${marker(String(i))}`;
+      await join(s, room);
+      const tag = marker();
+      await emitOk(A, admin.access_token, room, 'first', { tag });
+      try {
+        await waitEvent(s, 'first', (p) => p.data?.tag === tag, { timeoutMs: 2000 });
+      } catch {
+        misses.push(room);
+      }
+      s.close();
+    }
+    assert.deepEqual(misses, [], `events emitted right after the join ack were lost in ${misses.length}/10 fresh rooms`);
+  });
+});
+
+describe('ack errors', () => {
+  test('forbidden rooms → 403, bad names → 400, viewer cannot publish; nothing joined', async () => {
+    const v = await connect(A, viewer.access_token, { transport: 'websocket' });
+    const m = await connect(B, member.access_token, { transport: 'polling' });
+    assertAckError(await ack(v, 'join', 'custom-room'), 403, 'viewer joins a custom room');
+    assertAckError(await ack(v, 'publish', { room: 'tenant', event: 'x', data: 1 }), 403, 'viewer publishes');
+    assertAckError(await ack(v, 'publish', { room: 'custom-room', event: 'x', data: 1 }), 403, 'viewer publishes to a custom room');
+    assertAckError(await ack(m, 'join', `user:${admin.user.id}`), 403, "member joins the admin's user room");
+    assertAckError(await ack(m, 'join', 'user:00000000-0000-0000-0000-000000000000'), 403, 'member joins a made-up user room');
+    assertAckError(await ack(m, 'join', 'role:admin'), 403, 'member joins role:admin');
+    assertAckError(await ack(m, 'join', 'role:owner'), 403, 'member joins role:owner');
+    assertAckError(await ack(m, 'presence', `user:${admin.user.id}`), 403, "presence of the admin's user room");
+    assertAckError(await ack(m, 'publish', { room: `user:${admin.user.id}`, event: 'x', data: 1 }), 403, "publish to the admin's user room");
+    for (const bad of ['', 'a b', 'x'.repeat(65), '../tenant', 'room/1', 'räum', 'a,b', 'a*', '#room']) {
+      assertAckError(await ack(m, 'join', bad), 400, `join ${JSON.stringify(bad)}`);
+    }
+    assertAckOk(await ack(m, 'join', 'x'.repeat(64)), '64-character name');
+    assertAckError(await ack(m, 'join', 42), 400, 'join with a number');
+    assertAckError(await ack(m, 'join', { room: 'a' }), 400, 'join with an object');
+    assertAckError(await ack(m, 'join'), 400, 'join without a room');
+    const unknown = await ack(m, 'frobnicate', 'x');
+    assert.equal(unknown?.ok, false, `unknown event: ${JSON.stringify(unknown)}`);
+    const notIn = await ack(m, 'leave', 'never-joined');
+    assert.equal(notIn?.ok, false, `leave a room not joined: ${JSON.stringify(notIn)}`);
+    // still connected and working after all of that
+    assertAckOk(await ack(m, 'join', 'still-ok'), 'join after errors');
+    assert.ok(v.connected && m.connected);
+    v.close();
+    m.close();
+  });
+
+  test('a room name holding U+0000 (valid JSON) gets a 400 ack, not a disconnect', async () => {
+    const m = await connect(A, member.access_token, { transport: 'websocket' });
+    let value;
+    try {
+      value = await ack(m, 'join', 'tenant\u0000', 3000);
+    } catch (err) {
+      assert.fail(`join("tenant\\u0000") → ${err.message} (disconnect reason: ${m.disconnectReason})`);
+    }
+    assertAckError(value, 400, 'join "tenant\\u0000"');
+    m.close();
+  });
+
+  test('leave stops delivery of the room', async () => {
+    const s = await connect(A, member.access_token, { transport: 'websocket' });
+    const room = `leave-${marker()}`;
+    await join(s, room);
+    await emitUntilReceived(B, admin.access_token, room, 'warm', s);
+    assertAckOk(await ack(s, 'leave', room), 'leave');
+    const tag = marker();
+    await emitOk(B, admin.access_token, room, 'after', { tag });
+    await emitOk(B, admin.access_token, `user:${member.user.id}`, 'sentinel', { tag });
+    await waitEvent(s, 'sentinel', (p) => p.data?.tag === tag);
+    await sleep(200);
+    assert.equal(eventsOf(s, 'after').length, 0, 'an event of a room left was delivered');
+    s.close();
+  });
+
+  test('emit needs realtime:emit (member → 403) and validates the target and the event name', async () => {
+    const asMember = await call(A, 'POST', '/v1/realtime/emit', { to: 'tenant', event: 'x', data: 1 }, { token: member.access_token });
+    assert.equal(asMember.status, 403, asMember.body);
+    for (const body of [{ to: '../x', event: 'x' }, { to: 'tenant', event: 'change' }, { to: 'tenant', event: 'bad name' }, { event: 'x' }]) {
+      const res = await call(A, 'POST', '/v1/realtime/emit', body, { token: owner.access_token });
+      assert.ok(res.status === 422 || res.status === 400, `${JSON.stringify(body)}: ${res.status} ${res.body}`);
+    }
+  });
+});
+
+describe('revocation', () => {
+  test("logout closes the session's sockets on both instances within 5 s", async () => {
+    const fresh = await loginAs(A, 'member');
+    const sockets = await Promise.all([
+      connect(A, fresh.access_token, { transport: 'websocket' }),
+      connect(B, fresh.access_token, { transport: 'websocket' }),
+      connect(B, fresh.access_token, { transport: 'polling' }),
+    ]);
+    const other = await connect(B, member.access_token, { transport: 'websocket' });
+    const t0 = Date.now();
+    const res = await call(A, 'POST', '/v1/auth/logout', {}, { token: fresh.access_token });
+    assert.ok([200, 204].includes(res.status), `logout: ${res.status} ${res.body}`);
+    await waitFor(() => sockets.every((s) => !s.connected), {
+      timeoutMs: 5000, intervalMs: 50,
+      message: `every socket of the session to close (open: ${sockets.map((s) => s.connected)})`,
+    });
+    assert.ok(Date.now() - t0 <= 5000);
+    // a reconnect with the revoked token is refused
+    const err = await connectError(B, fresh.access_token, { transport: 'websocket' });
+    assert.ok(err.message.length > 0);
+    // another session of the same user keeps its socket
+    await sleep(300);
+    assert.ok(other.connected, 'a socket of another session was closed');
+    other.close();
+  });
+});
