@@ -8,7 +8,8 @@
 // (check violation, bad uuid, half-bad array insert, not-null) followed at once by the other
 // tenant's reads and writes, which succeed and see only their own rows; and many requests of both
 // tenants in flight at once (HTTP/2 streams and parallel HTTP/1.1 connections, reads, writes and
-// failures mixed), where no answer ever holds a row of the other tenant. Finally, from psql: the
+// failures mixed), and requests aborted by their client mid-flight beside the other tenant's reads:
+// no answer ever holds a row of the other tenant. Finally, from psql: the
 // login role of DATABASE_URL (tenantd_app) is not superuser, has no BYPASSRLS, owns no schema,
 // table or other object, and neither do the roles it can switch to.
 import assert from 'node:assert/strict';
@@ -187,6 +188,41 @@ describe('one pooled connection shared by two tenants', () => {
     }
     await seesExactlyOwn(T.A, 'A after the burst');
     await seesExactlyOwn(T.B, 'B after the burst');
+  });
+});
+
+describe('clients vanishing mid-request', () => {
+  test("aborted requests of one tenant never leak into the other's answers", async () => {
+    const aborted = [];
+    const reads = [];
+    for (let i = 0; i < 120; i++) {
+      const [gone, stay] = i % 2 ? [T.A, T.B] : [T.B, T.A];
+      const ctl = new AbortController();
+      const body = i % 3 === 0 ? JSON.stringify({ title: `${gone.tag}gone${i}`, status: i % 2 ? 'bogus' : 'open' }) : undefined;
+      aborted.push(fetch(`${td.url}/rest/v1/orders${body ? '' : '?order=id'}`, {
+        method: body ? 'POST' : 'GET',
+        headers: { authorization: `Bearer ${gone.token}`, 'content-type': 'application/json', prefer: 'return=representation' },
+        body,
+        signal: ctl.signal,
+      }).then((res) => res.text()).catch(() => null));
+      setTimeout(() => ctl.abort(), i % 4);
+      reads.push(call(td, 'GET', '/rest/v1/orders?order=id&limit=1000', undefined, { token: stay.token }).then((res) => {
+        assert.equal(res.status, 200, res.body);
+        onlyOwn(stay, res.json, `read ${i} beside an aborted request`);
+      }));
+    }
+    await Promise.all(aborted);
+    const results = await Promise.allSettled(reads);
+    const failed = results.filter((r) => r.status === 'rejected');
+    assert.deepEqual(failed.map((r) => r.reason.message).slice(0, 5), [], `${failed.length} reads failed`);
+    // inserts that got through before the abort belong to their own tenant; learn them, then compare exactly
+    for (const t of [T.A, T.B]) {
+      const res = await rest(t, 'GET', 'orders?order=id&limit=1000');
+      assert.equal(res.status, 200, res.body);
+      onlyOwn(t, res.json, `${t.name} after the aborts`);
+      for (const r of res.json) if (r.title.startsWith(`${t.tag}gone`)) t.ids.add(r.id);
+      await seesExactlyOwn(t, `${t.name} after the aborts`);
+    }
   });
 });
 
