@@ -621,7 +621,7 @@ describe('tenantctl migrate over many tenants', () => {
   });
 
   test('two concurrent migrates are serialized by the advisory lock and apply each migration once', async () => {
-    addTenantMigration(dir, '0005_concurrent.sql', "SELECT pg_sleep(0.02);\nALTER TABLE orders ADD COLUMN c5 int;\n");
+    addTenantMigration(dir, '0005_concurrent.sql', "SELECT pg_sleep(0.05);\nALTER TABLE orders ADD COLUMN c5 int;\n");
     const a = db.spawn(['migrate', '--jobs', '2']);
     const b = db.spawn(['migrate', '--jobs', '2']);
     const [ra, rb] = await Promise.all([a.done, b.done]);
