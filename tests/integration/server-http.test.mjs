@@ -188,6 +188,17 @@ describe('x-request-id', () => {
   }
 });
 
+describe('HTTP/1.1 pipelining', () => {
+  test('two requests in one write get two responses, in order, each with its own request id', async () => {
+    const raw = 'GET /healthz HTTP/1.1\r\nHost: t\r\nx-request-id: first\r\n\r\n' +
+      'GET /nope HTTP/1.1\r\nHost: t\r\nx-request-id: second\r\nConnection: close\r\n\r\n';
+    const { data } = await rawHttp(td.port, raw);
+    const heads = [...data.matchAll(/HTTP\/1\.1 (\d{3}) [^\r]*\r\n((?:[^\r]+\r\n)*)\r\n/g)]
+      .map((m) => ({ status: Number(m[1]), id: /^x-request-id: (.*)$/im.exec(m[2])?.[1] }));
+    assert.deepEqual(heads, [{ status: 200, id: 'first' }, { status: 404, id: 'second' }], JSON.stringify(data));
+  });
+});
+
 describe('content-length on fixed responses (HTTP/1.1)', () => {
   for (const path of ['/healthz', '/readyz', '/metrics', '/no/such/path']) {
     test(`GET ${path}`, async () => {
