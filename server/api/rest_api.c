@@ -194,8 +194,8 @@ static void rest_sql_error(rest_call_t *rc, const db_result_t *res)
     const char *constraint = r != NULL ? PQresultErrorField(r, PG_DIAG_CONSTRAINT_NAME) : NULL;
     const char *column = r != NULL ? PQresultErrorField(r, PG_DIAG_COLUMN_NAME) : NULL;
     char detail[256];
-    if (strncmp(state, "22", 2) == 0) {
-        http_send_problem(hr, PROBLEM_BAD_REQUEST, "a value does not fit its column's type");
+    if (strncmp(state, "22", 2) == 0 || strcmp(state, "42804") == 0 || strcmp(state, "42883") == 0 || strcmp(state, "42P18") == 0) {
+        http_send_problem(hr, PROBLEM_BAD_REQUEST, "a value or operator does not fit its column's type");
     } else if (strcmp(state, "23505") == 0 || strcmp(state, "23503") == 0 || strcmp(state, "23P01") == 0) {
         snprintf(detail, sizeof(detail), "conflict with constraint %s", constraint != NULL ? constraint : "(unnamed)");
         http_send_problem(hr, PROBLEM_CONFLICT, detail);
@@ -414,7 +414,7 @@ static void on_rest_result(void *data, const db_result_t *res)
         send_rows(rc, count, rows, rows_len);
         return;
     }
-    rc->write_rows = strdup(rows);
+    rc->write_rows = strdup(PQnfields(r) > 1 ? PQgetvalue(r, 0, 1) : rows);
     rc->write_status = rc->op == OP_INSERT ? 201 : 200;
     if (rows_len > 2 && (rc->cmd = publish_changes(rc, hr, rc->table_name, rc->op, rows)) != NULL)
         return; /* answered in publish_done */
@@ -456,6 +456,15 @@ static void append_own_condition(rest_call_t *rc, restq_sql_t *q)
     restq_sql_append(q, " = ");
     restq_sql_param(q, p->claims.sub, strlen(p->claims.sub));
     restq_sql_append(q, "::uuid");
+}
+
+/* Ends a write: the changed rows in full (for change events) and as the caller selected them. */
+static void append_write_tail(restq_sql_t *q, const char *select_list)
+{
+    restq_sql_append(q, " RETURNING *) SELECT coalesce(array_to_json(array_agg(row_to_json(_w))), '[]')::text,"
+                        " coalesce((SELECT array_to_json(array_agg(row_to_json(_s))) FROM (SELECT ");
+    restq_sql_append(q, select_list != NULL ? select_list : "*");
+    restq_sql_append(q, " FROM _w) _s), '[]')::text FROM _w");
 }
 
 /* "schema"."table" */
@@ -601,10 +610,28 @@ static bool check_keys(rest_call_t *rc, json_t *obj)
 static void run_insert(rest_call_t *rc)
 {
     http_request_t *hr = rc->hr;
+    /* ?select= shapes the representation returned; other query parameters have no meaning here */
+    char *select_list = NULL;
+    {
+        h2o_req_t *req = hr->req;
+        restq_request_t rq;
+        char err[200];
+        const char *qs = req->query_at != SIZE_MAX ? req->path.base + req->query_at + 1 : "";
+        size_t qlen = req->query_at != SIZE_MAX ? req->path.len - req->query_at - 1 : 0;
+        if (restq_parse(qs, qlen, rc->table, &rq, err, sizeof(err)) != 0) {
+            hr->cancel = NULL;
+            http_send_problem(hr, PROBLEM_BAD_REQUEST, err);
+            return;
+        }
+        select_list = rq.select_list;
+        rq.select_list = NULL;
+        restq_request_free(&rq);
+    }
     h2o_iovec_t ct = body_header(hr, "content-type");
     if (ct.len < 16 || strncasecmp(ct.base, "application/json", 16) != 0) {
         hr->cancel = NULL;
         http_send_problem(hr, PROBLEM_UNSUPPORTED_MEDIA_TYPE, "send the body as application/json");
+        free(select_list);
         return;
     }
     json_error_t jerr;
@@ -618,6 +645,7 @@ static void run_insert(rest_call_t *rc)
         json_decref(body);
         hr->cancel = NULL;
         http_send_problem(hr, PROBLEM_BAD_REQUEST, "the body must be a JSON object or a non-empty array of objects");
+        free(select_list);
         return;
     }
     /* the column list: every key used by any object (validated), owner_id forced by the server */
@@ -630,10 +658,12 @@ static void run_insert(rest_call_t *rc)
             json_decref(body);
             hr->cancel = NULL;
             http_send_problem(hr, PROBLEM_BAD_REQUEST, "every element must be an object");
+            free(select_list);
             return;
         }
         if (!check_keys(rc, row)) {
             json_decref(body);
+            free(select_list);
             return;
         }
         const char *key;
@@ -681,7 +711,9 @@ static void run_insert(rest_call_t *rc)
     append_qualified(hr, &q, rc->table);
     restq_sql_append(&q, ", ");
     restq_sql_param(&q, rows, strlen(rows));
-    restq_sql_append(&q, "::json) _j RETURNING *) SELECT coalesce(array_to_json(array_agg(row_to_json(_w))), '[]')::text FROM _w");
+    restq_sql_append(&q, "::json) _j");
+    append_write_tail(&q, select_list);
+    free(select_list);
     free(rows);
     restq_sql_free(&cols);
     restq_sql_free(&vals);
@@ -790,7 +822,7 @@ static void run_update_or_delete(rest_call_t *rc)
     restq_sql_append(&q, ")");
     if (tail.sql != NULL)
         restq_sql_append(&q, tail.sql);
-    restq_sql_append(&q, " RETURNING *) SELECT coalesce(array_to_json(array_agg(row_to_json(_w))), '[]')::text FROM _w");
+    append_write_tail(&q, rq.select_list);
     restq_sql_free(&tail);
     restq_request_free(&rq);
     rest_submit(rc, &q);

@@ -413,6 +413,22 @@ static int parse_select(ctx_t *c, const char *v, size_t len, restq_request_t *r)
     return 0;
 }
 
+static int parse_columns(ctx_t *c, const char *v, size_t len)
+{
+    const char *p = v, *end = v + len;
+    while (p < end) {
+        const char *comma = memchr(p, ',', (size_t)(end - p));
+        const char *stop = comma != NULL ? comma : end;
+        const char *a = p, *b = stop;
+        if (b - a >= 2 && *a == '"' && b[-1] == '"')
+            a++, b--;
+        if (restq_column(c->table, a, (size_t)(b - a)) == NULL)
+            return fail(c, "unknown column %s in columns", a, (size_t)(b - a));
+        p = stop + 1;
+    }
+    return 0;
+}
+
 static int parse_order(ctx_t *c, const char *v, size_t len, restq_request_t *r)
 {
     free(r->order_by); /* a repeated order= replaces the earlier one */
@@ -512,7 +528,11 @@ int restq_parse(const char *query, size_t len, const restq_table_t *t, restq_req
             rc = fail(&c, "bad percent-encoding in %s", p, (size_t)(stop - p));
             break;
         }
-        if (KEY_IS("select")) {
+        if (KEY_IS("columns")) {
+            /* POST ?columns="a","b" (postgrest-js bulk inserts): every name must be a column; the
+             * insert itself uses the keys of the body */
+            rc = parse_columns(&c, val, (size_t)vl);
+        } else if (KEY_IS("select")) {
             rc = parse_select(&c, val, (size_t)vl, r);
         } else if (KEY_IS("order")) {
             rc = parse_order(&c, val, (size_t)vl, r);
