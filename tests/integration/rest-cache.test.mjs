@@ -4,13 +4,16 @@
 // Two instances share Postgres and Redis. A read on instance 2, a write on instance 1, and the next
 // read on instance 2 already shows the write (its old ETag answers 200, not 304) — for PATCH, POST
 // and DELETE. The same query by two tenants never answers with the other's rows or a 304 for the
-// other's ETag, on either instance; a viewer reads what an admin reads. Rows carry a per-run marker
-// and are removed at the end.
+// other's ETag, on either instance; a viewer reads what an admin reads. In a fresh tenant, an API
+// key whose custom role reads only its own rows (orders:read:own) never gets the owner's cached
+// answer, nor the owner its, whichever asks first. Rows carry a per-run marker and are removed at the
+// end; the fresh tenant is dropped.
 import assert from 'node:assert/strict';
+import { execFileSync } from 'node:child_process';
 import { after, before, test } from 'node:test';
 
 import { startTenantd } from '../lib/harness.mjs';
-import { FIXTURE, call, login, uniq } from '../lib/auth.mjs';
+import { FIXTURE, call, freshAccount, login, uniq } from '../lib/auth.mjs';
 
 const RUN = `cache-${uniq()}`;
 const Q = `orders?title=like.${encodeURIComponent(`${RUN}*`)}&order=id`;
@@ -19,6 +22,7 @@ const REP = { prefer: 'return=representation' };
 let one;
 let two;
 const tok = {};
+let fresh; // the tenant signed up by the role test
 
 const rest = (td, method, path, who, body, headers = {}) => call(td, method, `/rest/v1/${path}`, body, { token: tok[who], headers });
 
@@ -34,6 +38,13 @@ after(async () => {
   if (!one) return;
   await rest(one, 'DELETE', Q, 'admin');
   await rest(one, 'DELETE', Q, 'globex');
+  if (fresh && process.env.TENANTCTL_BIN) {
+    try {
+      execFileSync(process.env.TENANTCTL_BIN, ['tenant', 'drop', fresh, '--yes'], { stdio: 'ignore', timeout: 20000 });
+    } catch {
+      // a leftover tenant of the dev database harms no other test
+    }
+  }
 });
 
 test('a write on one instance is visible to the next read on the other', async () => {
@@ -76,5 +87,38 @@ test('the same query by another tenant or another role never gets foreign rows o
     assert.ok(acme.json.every((r) => r.title !== `${RUN}-globex`), JSON.stringify(acme.json));
     const viewer = await rest(td, 'GET', Q, 'viewer');
     assert.deepEqual(viewer.json, acme.json, 'a viewer reads what the admin reads');
+  }
+});
+
+test('a role that reads only its own rows never shares cached answers with one that reads all', async () => {
+  const acct = await freshAccount(one, 'cache');
+  fresh = acct.tenant.slug;
+  tok.fresh = acct.res.access_token;
+  const role = await call(one, 'POST', '/v1/admin/roles', { name: 'ownreader', permissions: ['orders:read:own'], inherits: [] }, { token: tok.fresh });
+  assert.equal(role.status, 201, role.body);
+  for (const [name, roles] of [['own', ['ownreader']], ['all', ['viewer']]]) {
+    const key = await call(one, 'POST', '/v1/admin/api-keys', { name, roles }, { token: tok.fresh });
+    assert.equal(key.status, 201, key.body);
+    tok[name] = key.json.key;
+  }
+  const ins = await rest(one, 'POST', 'orders', 'fresh', [1, 2, 3].map((i) => ({ title: `${RUN}-f${i}` })), REP);
+  assert.equal(ins.status, 201, ins.body);
+  const all = ins.json.map((r) => r.id).sort();
+  const ids = (res) => res.json.map((r) => r.id).sort();
+  // the owner first, then the own-reader, on both instances; then a new query in the other order
+  for (const [q, order] of [[Q, ['fresh', 'own', 'all']], [`${Q}&limit=50`, ['own', 'fresh', 'all']], [`${Q}&limit=51`, ['own', 'all', 'fresh']]]) {
+    for (const td of [one, two]) {
+      let prev = null; // the last 200: its ETag and the rows it held
+      for (const who of order) {
+        const want = who === 'own' ? [] : all;
+        const res = await rest(td, 'GET', q, who, undefined, prev ? { 'if-none-match': prev.etag } : {});
+        const where = `${who} on instance ${td === one ? 1 : 2}: ${q}`;
+        if (prev && prev.want !== want) assert.equal(res.status, 200, `${where}: no 304 for another role's ETag`);
+        if (res.status === 304) continue; // the same representation as the previous caller's
+        assert.equal(res.status, 200, `${where}: ${res.body}`);
+        assert.deepEqual(ids(res), want, where);
+        prev = { etag: res.headers.etag, want };
+      }
+    }
   }
 });
