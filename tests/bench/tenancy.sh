@@ -52,7 +52,9 @@ cleanup() {
   local roles
   roles=$(q "$ADMIN" "SELECT nspname FROM pg_namespace WHERE nspname ~ '^(t_[0-9a-f]{32}|bb_${RUN}_[0-9]+)\$'" 2>/dev/null)
   q "$PG_ADMIN_URL" "DROP DATABASE IF EXISTS \"$DB\" WITH (FORCE)" >/dev/null 2>&1
-  for r in $roles; do q "$PG_ADMIN_URL" "DROP ROLE IF EXISTS \"$r\"" >/dev/null 2>&1; done
+  # One session for every role (a psql per role would take minutes for 2,000 roles).
+  for r in $roles; do printf 'DROP ROLE IF EXISTS "%s";\n' "$r"; done |
+    "$PSQL" -X -q -d "$PG_ADMIN_URL" >/dev/null 2>&1
   rm -rf "$WORK"
 }
 trap cleanup EXIT

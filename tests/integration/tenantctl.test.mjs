@@ -139,6 +139,14 @@ function createDb(label) {
   return db;
 }
 
+// Drops roles in one psql session, each statement on its own (one failure does not stop the rest).
+function dropRoles(roles) {
+  if (!roles.length) return;
+  spawnSync(PSQL, ['-X', '-q', '-d', requireEnv('PG_ADMIN_URL')], {
+    input: roles.map((role) => `DROP ROLE IF EXISTS "${role}";\n`).join(''), encoding: 'utf8',
+  });
+}
+
 // Drops the test databases and every tenant role whose schema lived in them.
 function dropDatabases() {
   const adminUrl = requireEnv('PG_ADMIN_URL');
@@ -154,7 +162,7 @@ function dropDatabases() {
       } catch { /* database unreachable */ }
     }
     sql(adminUrl, `DROP DATABASE IF EXISTS "${name}" WITH (FORCE)`);
-    for (const role of roles) sql(adminUrl, `DROP ROLE IF EXISTS "${role}"`);
+    dropRoles(roles);
   }
 }
 
@@ -464,7 +472,8 @@ describe('tenantctl on a fresh database', () => {
     const roles = db.q('SELECT schema_name FROM tenantd.tenants').map((x) => x[0]);
     // The old database and its roles go away, as on a new cluster.
     sql(requireEnv('PG_ADMIN_URL'), `DROP DATABASE "${db.name}" WITH (FORCE)`);
-    for (const role of roles) sql(requireEnv('PG_ADMIN_URL'), `DROP ROLE "${role}"`);
+    dropRoles(roles);
+    assert.equal(sqlValue(requireEnv('PG_ADMIN_URL'), `SELECT count(*) FROM pg_roles WHERE rolname IN (${roles.map(lit).join(', ')})`), '0');
     const fresh = createDb('restored');
     const rr = fresh.ok(['restore', file]);
     assert.match(rr.stdout, new RegExp(`${before.t.length} tenants`));
