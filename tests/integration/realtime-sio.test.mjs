@@ -5,7 +5,8 @@
 // cross-instance delivery of POST /v1/realtime/emit (tenant, role, user and custom rooms), of
 // client publish and of data API change events (INSERT/UPDATE/DELETE); events right after a join
 // ack; ack errors of join/publish/leave (403 forbidden rooms, 400 bad names); leave stops
-// delivery; a logged-out session's sockets close within 5 s on both instances.
+// delivery; connection-state recovery after a reconnect; a long-polling sid is per instance; a
+// logged-out session's sockets close within 5 s on both instances.
 import assert from 'node:assert/strict';
 import { before, describe, test } from 'node:test';
 
@@ -255,6 +256,41 @@ describe('ack errors', () => {
       const res = await call(A, 'POST', '/v1/realtime/emit', body, { token: owner.access_token });
       assert.ok(res.status === 422 || res.status === 400, `${JSON.stringify(body)}: ${res.status} ${res.body}`);
     }
+  });
+});
+
+describe('recovery and sessions across instances', () => {
+  test('connection-state recovery: a socket.io-client that reconnects gets the events it missed (socket.recovered)', async () => {
+    const room = `recover-${marker()}`;
+    const s = await connect(A, member.access_token, {
+      transport: 'websocket', reconnection: true, reconnectionDelay: 700, reconnectionDelayMax: 700, randomizationFactor: 0,
+    });
+    await join(s, room);
+    await emitUntilReceived(B, admin.access_token, room, 'before', s);
+    let reconnected = false;
+    s.io.on('reconnect', () => { reconnected = true; });
+    s.io.engine.close(); // transport close: the client reconnects by itself
+    const tag = marker();
+    const missed = [];
+    for (let i = 0; i < 3; i++) missed.push(await emitOk(B, admin.access_token, room, 'missed', { tag, i }));
+    await waitFor(() => reconnected && s.connected, { timeoutMs: 5000, message: 'the reconnect' });
+    await sleep(500);
+    const got = eventsOf(s, 'missed', (p) => p.data?.tag === tag).map((e) => e.payload.seq);
+    const recovered = Boolean(s.recovered);
+    s.close();
+    assert.deepEqual({ recovered, got }, { recovered: true, got: missed },
+      'after a reconnect the missed events are delivered (Socket.IO connection-state recovery, issue 6 item 5)');
+  });
+
+  test('a long-polling sid of A is unknown on B (sticky sessions needed, as the README says)', async () => {
+    const open = await call(A, 'GET', '/socket.io/?EIO=4&transport=polling');
+    assert.equal(open.status, 200, open.body);
+    const { sid } = JSON.parse(open.body.slice(1));
+    const onB = await call(B, 'GET', `/socket.io/?EIO=4&transport=polling&sid=${sid}`);
+    assert.equal(onB.status, 400, onB.body);
+    assert.deepEqual(JSON.parse(onB.body), { code: 1, message: 'Session ID unknown' });
+    const closeIt = await call(A, 'POST', `/socket.io/?EIO=4&transport=polling&sid=${sid}`, undefined, { raw: '1', contentType: 'text/plain;charset=UTF-8' });
+    assert.equal(closeIt.status, 200, closeIt.body);
   });
 });
 
