@@ -1,7 +1,7 @@
 // realtime-sio.test.mjs — the Socket.IO server of CONTRACT.md §8 with the real socket.io-client
 // against two tenantd instances (A and B) sharing Postgres and Redis: connecting over every
 // transport (polling with the upgrade to WebSocket, WebSocket only, polling only) on both
-// instances; CONNECT without or with a bad token and to an unknown namespace → connect_error;
+// instances; the session cookie only from an allowed Origin; CONNECT without or with a bad token and to an unknown namespace → connect_error;
 // cross-instance delivery of POST /v1/realtime/emit (tenant, role, user and custom rooms), of
 // client publish and of data API change events (INSERT/UPDATE/DELETE); events right after a join
 // ack; ack errors of join/publish/leave (403 forbidden rooms, 400 bad names); leave stops
@@ -17,7 +17,8 @@ import {
   insertRow, join, marker, updateRow, waitEvent,
 } from '../lib/realtime.mjs';
 
-const ENV = { TENANTD_EIO_PING_INTERVAL_MS: 1000, TENANTD_EIO_PING_TIMEOUT_MS: 2000 };
+const APP_ORIGIN = 'https://app.realtime-tests.example';
+const ENV = { TENANTD_EIO_PING_INTERVAL_MS: 1000, TENANTD_EIO_PING_TIMEOUT_MS: 2000, TENANTD_CORS_ORIGINS: APP_ORIGIN };
 let A;
 let B;
 let owner;
@@ -77,6 +78,21 @@ describe('connecting', () => {
       setTimeout(() => reject(new Error('no connect_error for an unknown namespace')), 5000);
     }).finally(() => s.close());
     assert.match(err.message, /namespace/i);
+  });
+  test('the session cookie authenticates a socket only from an allowed Origin', async () => {
+    const res = await call(A, 'POST', '/v1/auth/login', { email: 'member@acme.test', password: 'acme-member-pass', cookie: true });
+    assert.equal(res.status, 200, res.body);
+    const jar = (res.headers['set-cookie'] ?? []).map((c) => c.split(';')[0]).join('; ');
+    assert.match(jar, /__Host-access=/);
+    for (const transport of ['websocket', 'polling']) {
+      const ok = await connect(B, undefined, { transport, extraHeaders: { cookie: jar, origin: APP_ORIGIN } });
+      await emitUntilReceived(A, admin.access_token, `user:${member.user.id}`, 'cookie-hello', ok);
+      ok.close();
+      const evil = await connectError(B, undefined, { transport, extraHeaders: { cookie: jar, origin: 'https://evil.example' } });
+      assert.ok(evil.message.length > 0, `cookie from a foreign Origin (${transport})`);
+      const noOrigin = await connectError(B, undefined, { transport, extraHeaders: { cookie: jar } });
+      assert.ok(noOrigin.message.length > 0, `cookie without an Origin (${transport})`);
+    }
   });
 });
 
