@@ -30,6 +30,7 @@
 #include "security/password.h"
 #include "security/session.h"
 
+#define AUTH_PLATFORM_SLUG "platform" /* the pseudo-tenant a platform admin logs in to */
 #define LOGIN_FAILURES_MAX 5
 #define LOGIN_FAILURE_WINDOW_S 900
 #define SIGNUPS_PER_IP_MAX 60
@@ -58,9 +59,11 @@ static db_stmt_t audit_by_slug_stmt = {"auth_audit_slug",
 static db_stmt_t login_user_stmt = {
     "auth_login_user",
     "SELECT u.id::text, coalesce(u.password_hash, ''),"
-    " coalesce((SELECT json_agg(json_build_object('id', t.id, 'slug', t.slug, 'name', t.name, 'status', t.status, 'roles', m.roles)"
-    " ORDER BY t.slug) FROM tenantd.memberships m JOIN tenantd.tenants t ON t.id = m.tenant_id WHERE m.user_id = u.id), '[]')::text"
-    " FROM tenantd.users u WHERE u.email = $1",
+    " coalesce((SELECT json_agg(x.o ORDER BY x.slug) FROM (SELECT t.slug, json_build_object('id', t.id, 'slug', t.slug, 'name', t.name,"
+    " 'status', t.status, 'roles', m.roles) AS o FROM tenantd.memberships m JOIN tenantd.tenants t ON t.id = m.tenant_id"
+    " WHERE m.user_id = u.id UNION ALL SELECT '" AUTH_PLATFORM_SLUG "', json_build_object('id', '" GUARD_PLATFORM_TID "', 'slug', '"
+    AUTH_PLATFORM_SLUG "', 'name', 'Platform', 'status', 'active', 'roles', ARRAY['platform_admin']) WHERE u.is_platform_admin) x),"
+    " '[]')::text FROM tenantd.users u WHERE u.email = $1",
     1, 0};
 static db_stmt_t rehash_stmt = {"auth_rehash", "UPDATE tenantd.users SET password_hash = $2, updated_at = now() WHERE id = $1::uuid",
                                 2, 0};
@@ -69,7 +72,10 @@ static db_stmt_t membership_stmt = {"auth_membership",
                                     "SELECT t.id::text, t.slug, t.name, t.status, array_to_json(m.roles)::text, u.email"
                                     " FROM tenantd.memberships m JOIN tenantd.tenants t ON t.id = m.tenant_id"
                                     " JOIN tenantd.users u ON u.id = m.user_id"
-                                    " WHERE m.user_id = $1::uuid AND (t.id::text = $2 OR t.slug = $2)",
+                                    " WHERE m.user_id = $1::uuid AND (t.id::text = $2 OR t.slug = $2)"
+                                    " UNION ALL SELECT '" GUARD_PLATFORM_TID "', '" AUTH_PLATFORM_SLUG "', 'Platform', 'active',"
+                                    " '[\"platform_admin\"]', u.email FROM tenantd.users u WHERE u.id = $1::uuid"
+                                    " AND u.is_platform_admin AND ($2 = '" GUARD_PLATFORM_TID "' OR $2 = '" AUTH_PLATFORM_SLUG "')",
                                     2, 0};
 
 /* ---------------------------------------------------------------- the flow state */
@@ -438,8 +444,8 @@ void auth_signup(http_request_t *hr)
         flow_fail(f, PROBLEM_UNPROCESSABLE, "email is not a valid address");
     } else if (!take_password(f, body, pw, true)) {
         /* answered */
-    } else if (!valid_slug(slug)) {
-        flow_fail(f, PROBLEM_UNPROCESSABLE, "tenant.slug must match ^[a-z][a-z0-9-]{1,62}$");
+    } else if (!valid_slug(slug) || strcmp(slug, AUTH_PLATFORM_SLUG) == 0) {
+        flow_fail(f, PROBLEM_UNPROCESSABLE, "tenant.slug must match ^[a-z][a-z0-9-]{1,62}$ and not be \"platform\"");
     } else if (name == NULL || strlen(name) < 1 || strlen(name) > 200) {
         flow_fail(f, PROBLEM_UNPROCESSABLE, "tenant.name must have 1 to 200 characters");
     } else {

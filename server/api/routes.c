@@ -8,6 +8,7 @@
 #include "api/auth_api.h"
 #include "api/openapi.h"
 #include "api/ops.h"
+#include "api/platform_api.h"
 #include "api/realtime_api.h"
 #include "api/rest_api.h"
 #include "http/guard.h"
@@ -45,6 +46,10 @@ const router_route_t api_routes[] = {
     {"GET", "/v1/admin/audit", admin_audit_list, "audit:read"},
     {"GET", "/v1/admin/tenant", admin_tenant_get, "tenant:read"},
     {"PATCH", "/v1/admin/tenant", admin_tenant_update, "tenant:manage"},
+    {"GET", "/v1/platform/tenants", platform_tenants_list, "platform:manage"},
+    {"POST", "/v1/platform/tenants", platform_tenant_create, "platform:manage"},
+    {"PATCH", "/v1/platform/tenants/{slug}", platform_tenant_update, "platform:manage"},
+    {"DELETE", "/v1/platform/tenants/{slug}", platform_tenant_delete, "platform:manage"},
     {"POST", "/v1/realtime/emit", realtime_emit, "realtime:emit"},
     {"GET", "/v1/events", sse_events, GUARD_AUTHENTICATED},
     {"GET", "/socket.io/", sio_handle, ROUTER_PUBLIC}, /* authenticated inside, at Socket.IO CONNECT */
@@ -64,4 +69,5 @@ void api_init(void)
     rest_init();
     admin_init();
     sio_init();
+    platform_init();
 }

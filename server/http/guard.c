@@ -393,11 +393,15 @@ static void guard_finish(guard_wait_t *gw, tenant_entry_t *t)
     }
     grants_ref_t *ref = gw->grants;
     if (ref == NULL) {
+        /* platform roles count only in platform tokens, whatever a tenant's data says */
         const char *roles[TOKEN_MAX_ROLES];
+        size_t nroles = 0;
+        bool platform = strcmp(gw->claims.tid, GUARD_PLATFORM_TID) == 0;
         for (int i = 0; i < gw->claims.nroles; i++)
-            roles[i] = gw->claims.roles[i];
+            if (platform == rbac_is_platform_role(guard_policy(), gw->claims.roles[i]))
+                roles[nroles++] = gw->claims.roles[i];
         ref = calloc(1, sizeof(*ref));
-        ref->grants = rbac_resolve(guard_policy(), roles, (size_t)gw->claims.nroles, t->custom, t->ncustom);
+        ref->grants = rbac_resolve(guard_policy(), roles, nroles, t->custom, t->ncustom);
         ref->refs = 1;
         if (ref->grants == NULL) {
             free(ref);
@@ -510,6 +514,12 @@ static void guard_with_tenant(guard_wait_t *gw)
 {
     http_request_t *hr = gw->hr;
     http_worker_t *w = hr->worker;
+    if (strcmp(gw->claims.tid, GUARD_PLATFORM_TID) == 0) {
+        /* platform-admin tokens belong to no tenant: no schema, no custom roles */
+        static tenant_entry_t platform = {.id = GUARD_PLATFORM_TID, .slug = "platform", .name = "Platform", .used = true};
+        guard_finish(gw, &platform);
+        return;
+    }
     tenant_entry_t *t = tenant_slot(w->guard, gw->claims.tid);
     if (t->used && strcmp(t->id, gw->claims.tid) == 0 && h2o_now(w->ctx.loop) - t->loaded_at < GUARD_TENANT_TTL_MS) {
         guard_finish(gw, t);

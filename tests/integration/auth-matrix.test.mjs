@@ -56,6 +56,11 @@ const MATRIX = {
   'GET /v1/admin/audit': { permission: 'audit:read', allow: ADMINS },
   'GET /v1/admin/tenant': { permission: 'tenant:read', allow: ADMINS },
   'PATCH /v1/admin/tenant': { permission: 'tenant:manage', allow: ['owner'], body: {} },
+  // platform API (CONTRACT.md §6): no tenant role holds platform rights, not even owner
+  'GET /v1/platform/tenants': { permission: 'platform:manage', allow: [] },
+  'POST /v1/platform/tenants': { permission: 'platform:manage', allow: [], body: {} },
+  'PATCH /v1/platform/tenants/{slug}': { permission: 'platform:manage', allow: [], params: { slug: () => `nosuch-${crypto.randomBytes(4).toString('hex')}` }, body: {} },
+  'DELETE /v1/platform/tenants/{slug}': { permission: 'platform:manage', allow: [], params: { slug: () => `nosuch-${crypto.randomBytes(4).toString('hex')}` } },
   // realtime (CONTRACT.md §8): the socket.io transport authenticates inside its own protocol;
   // /v1/events without ?rooms is refused (400) after the guard, so no stream stays open
   'POST /v1/realtime/emit': { permission: 'realtime:emit', allow: ADMINS, body: {} },
