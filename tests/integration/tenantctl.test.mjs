@@ -660,6 +660,19 @@ describe('tenantctl migrate over many tenants', () => {
     }
   });
 
+  test('on a terminal migrate draws a progress bar (done/total, failures, rate, ETA)', () => {
+    addTenantMigration(dir, '0008_tty.sql', 'CREATE TABLE tty_check (id int);\n');
+    const quote = (a) => `'${a.replaceAll("'", "'\\''")}'`;
+    const r = spawnSync('script', ['-qec', [TENANTCTL, 'migrate', '--jobs', '2'].map(quote).join(' '), '/dev/null'], {
+      cwd: ROOT, env: db.env, encoding: 'utf8', timeout: 60000, stdio: ['pipe', 'pipe', 'pipe'], input: '',
+    });
+    assert.equal(r.status, 0, describeRun(r));
+    checkSanitizer(r);
+    assert.match(r.stdout, new RegExp(`tenants \\[#+\\] ${TENANTS}/${TENANTS}  failed 0  \\d+/s  ETA 0s`), r.stdout);
+    assert.doesNotMatch(r.stdout, /applied 0008_tty\.sql/, 'no per-tenant lines on a terminal');
+    assert.equal(countAppliedEverywhere(db, 8), TENANTS);
+  });
+
   test('migrating as another role (here the superuser) grants the tenant roles explicitly', () => {
     addTenantMigration(dir, '0007_by_admin.sql', 'CREATE TABLE by_admin (id serial PRIMARY KEY, v text);\n');
     db.ok(['migrate', '--jobs', '2'], { env: { DATABASE_OWNER_URL: db.admin } });
