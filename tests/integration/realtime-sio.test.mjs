@@ -5,15 +5,16 @@
 // cross-instance delivery of POST /v1/realtime/emit (tenant, role, user and custom rooms), of
 // client publish and of data API change events (INSERT/UPDATE/DELETE); events right after a join
 // ack; ack errors of join/publish/leave (403 forbidden rooms, 400 bad names); leave stops
-// delivery; connection-state recovery after a reconnect; a long-polling sid is per instance; a
+// delivery (also emits with an API key); connection-state recovery after a reconnect; a
+// long-polling sid is per instance; expired tokens and unanswered pings close the socket; a
 // logged-out session's sockets close within 5 s on both instances.
 import assert from 'node:assert/strict';
 import { before, describe, test } from 'node:test';
 
 import { sleep, startTenantd, waitFor } from '../lib/harness.mjs';
-import { call, loginAs } from '../lib/auth.mjs';
+import { call, decodeJwt, es256Signer, jwt, loginAs, signingKeys } from '../lib/auth.mjs';
 import {
-  ack, assertAckError, assertAckOk, connect, connectError, deleteRow, emitOk, emitUntilReceived, eventsOf,
+  ack, assertAckError, assertAckOk, closedWithin, connect, connectError, rawConnected, deleteRow, emitOk, emitUntilReceived, eventsOf,
   insertRow, join, marker, updateRow, waitEvent,
 } from '../lib/realtime.mjs';
 
@@ -187,6 +188,20 @@ describe('cross-instance delivery', () => {
     s.close();
   });
 
+  test('an API key with realtime:emit emits from A to a socket on B', async () => {
+    const created = await call(A, 'POST', '/v1/admin/api-keys', { name: `rt-${marker()}`, roles: ['admin'] }, { token: admin.access_token });
+    assert.equal(created.status, 201, created.body);
+    const key = created.json.key;
+    const s = await connect(B, member.access_token, { transport: 'polling' });
+    const got = await emitUntilReceived(A, key, `user:${member.user.id}`, 'from-backend', s);
+    assert.equal(got.room, `user:${member.user.id}`);
+    const weak = await call(A, 'POST', '/v1/admin/api-keys', { name: `rt-${marker()}`, roles: ['member'] }, { token: admin.access_token });
+    assert.equal(weak.status, 201, weak.body);
+    const refused = await call(A, 'POST', '/v1/realtime/emit', { to: 'tenant', event: 'x', data: 1 }, { token: weak.json.key });
+    assert.equal(refused.status, 403, `an API key without realtime:emit: ${refused.body}`);
+    s.close();
+  });
+
   test('an event emitted right after the join ack (room new on that instance) is delivered', async () => {
     // The ack of join means "you are in the room": an event published after it must arrive.
     const misses = [];
@@ -311,6 +326,26 @@ describe('recovery and sessions across instances', () => {
 });
 
 describe('revocation', () => {
+  test('a socket whose access token expires is closed within seconds (ping interval 1 s here)', async () => {
+    const [key] = signingKeys();
+    const { header, payload } = decodeJwt(member.access_token);
+    const now = Math.floor(Date.now() / 1000);
+    const token = jwt({ ...header, kid: key.kid }, { ...payload, iat: now, exp: now + 3 }, es256Signer(key.privateKey));
+    const s = await connect(B, token, { transport: 'websocket' });
+    await waitFor(() => !s.connected, { timeoutMs: 9000, intervalMs: 100, message: 'the close of a socket whose token expired' });
+    const late = Date.now() - (now + 3) * 1000;
+    assert.ok(late <= 4000, `closed ${late} ms after the expiry`);
+  });
+
+  test('a client that stops answering pings is closed (ping interval 1 s, timeout 2 s)', async () => {
+    const raw = await rawConnected(A, member.access_token, { pong: false });
+    const closed = await closedWithin(raw, 6000);
+    assert.ok(closed, 'a client that never answered a ping is still open after 6 s');
+    const alive = await rawConnected(A, member.access_token);
+    assert.equal(await closedWithin(alive, 3500), null, 'a client that answers pings was closed');
+    alive.ws.terminate();
+  });
+
   test("logout closes the session's sockets on both instances within 5 s", async () => {
     const fresh = await loginAs(A, 'member');
     const sockets = await Promise.all([

@@ -216,7 +216,8 @@ export function sse(td, token, query, { headers = {}, names = [], timeoutMs = 50
 
 // A raw Engine.IO WebSocket to td: resolves {ws, open (the parsed open packet), messages (text
 // frames received after it), closed (promise of {code, reason}), send(text)}.
-export function rawSocket(td, { timeoutMs = 5000 } = {}) {
+// With pong: false, pings ("2") are not answered.
+export function rawSocket(td, { timeoutMs = 5000, pong = true } = {}) {
   const ws = new WebSocket(`ws://127.0.0.1:${td.port}/socket.io/?EIO=4&transport=websocket`, { maxPayload: 64 * 1024 * 1024 });
   const untrack = track(ws, () => ws.terminate());
   const messages = [];
@@ -235,7 +236,7 @@ export function rawSocket(td, { timeoutMs = 5000 } = {}) {
         resolve({ ws, open, messages, closed, send: (t) => ws.send(t) });
         return;
       }
-      if (typeof text === 'string' && text === '2') ws.send('3'); // answer pings
+      if (pong && typeof text === 'string' && text === '2') ws.send('3'); // answer pings
       messages.push(text);
     });
     ws.on('close', () => { clearTimeout(timer); if (open === null) reject(new Error('raw WebSocket closed before the open packet')); });
@@ -243,8 +244,8 @@ export function rawSocket(td, { timeoutMs = 5000 } = {}) {
 }
 
 // A raw socket that has sent CONNECT with the token and got the CONNECT answer ("40{…}").
-export async function rawConnected(td, token) {
-  const raw = await rawSocket(td);
+export async function rawConnected(td, token, opts = {}) {
+  const raw = await rawSocket(td, opts);
   raw.send(`40${JSON.stringify({ token })}`);
   await waitFor(() => raw.messages.some((m) => typeof m === 'string' && m.startsWith('40')), {
     timeoutMs: 5000, intervalMs: 20, message: 'CONNECT answer on the raw socket',
