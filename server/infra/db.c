@@ -105,6 +105,8 @@ struct db_pool {
     h2o_timeout_t job_timeout, zero_timeout, backoff_timeout;
     h2o_timeout_entry_t dispatch_entry;
     int nready;
+    int nconnecting;
+    bool ever_ready; /* a connection has been up since the pool was made */
     bool destroying;
 };
 
@@ -175,12 +177,17 @@ static void conn_set_state(db_conn_t *conn, conn_state_t state)
 {
     if (conn->state == state)
         return;
+    if (conn->state == CONN_CONNECTING)
+        conn->pool->nconnecting--;
+    if (state == CONN_CONNECTING)
+        conn->pool->nconnecting++;
     if (conn->state == CONN_READY) {
         conn->pool->nready--;
         metrics_gauge_add(METRICS_GAUGE_DB_UP, -1);
         metrics_gauge_add(METRICS_GAUGE_DB_DOWN, 1);
     } else if (state == CONN_READY) {
         conn->pool->nready++;
+        conn->pool->ever_ready = true;
         metrics_gauge_add(METRICS_GAUGE_DB_UP, 1);
         metrics_gauge_add(METRICS_GAUGE_DB_DOWN, -1);
     }
@@ -231,7 +238,7 @@ static void conn_drop(db_conn_t *conn, const char *why)
         db_job_t *job = H2O_STRUCT_FROM_MEMBER(db_job_t, link, conn->inflight.next);
         job_finish(job, DB_UNAVAILABLE, "connection lost");
     }
-    if (pool->nready == 0)
+    if (pool->nready == 0 && (pool->ever_ready || pool->nconnecting == 0))
         fail_queue(pool, DB_UNAVAILABLE, "database unavailable");
     if (!pool->destroying)
         conn_schedule_connect(conn);
@@ -623,7 +630,10 @@ db_job_t *db_submit(db_pool_t *pool, const db_step_t *steps, int nsteps, db_call
         *status = DB_REJECTED;
         return NULL;
     }
-    if (pool->nready == 0 || pool->destroying) {
+    /* No connection up: fail at once rather than wait for a dead server — except at start-up,
+     * while the very first connections are being made: then queue (bounded by the deadline). */
+    bool starting = !pool->ever_ready && pool->nconnecting > 0;
+    if ((pool->nready == 0 && !starting) || pool->destroying) {
         metrics_count(METRICS_COUNTER_DB_REJECTED);
         *status = DB_UNAVAILABLE;
         return NULL;

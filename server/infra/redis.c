@@ -32,7 +32,14 @@ struct redis_cmd {
     void *data;
     h2o_timeout_entry_t deadline;
     bool done; /* the user callback has run (or was cancelled); waiting for hiredis to let go */
+    /* a command issued while the connection was being made waits here until it is ready */
+    h2o_linklist_t pending;
+    int argc;
+    char **argv;
+    size_t *argvlen;
 };
+
+#define REDIS_PENDING_MAX 4096
 
 typedef struct {
     char *name;
@@ -55,6 +62,8 @@ struct redis_client {
     void *msg_data;
     channel_t *channels;
     size_t nchannels, capchannels;
+    h2o_linklist_t pending; /* commands waiting for the connection being made */
+    size_t npending;
     bool destroying;
 };
 
@@ -175,10 +184,30 @@ static void client_request_drop(redis_client_t *c)
         h2o_timeout_link(c->loop, &c->zero_timeout, &c->drop_entry);
 }
 
+static void pending_free(redis_cmd_t *cmd)
+{
+    for (int i = 0; i < cmd->argc; i++)
+        free(cmd->argv[i]);
+    free(cmd->argv);
+    free(cmd->argvlen);
+    free(cmd);
+}
+
+/* Fails (or, once ready, sends) every command that waited for the connection. */
+static void flush_pending(redis_client_t *c, bool send);
+
 static void on_cmd_deadline(h2o_timeout_entry_t *entry)
 {
     redis_cmd_t *cmd = H2O_STRUCT_FROM_MEMBER(redis_cmd_t, deadline, entry);
     redis_client_t *c = cmd->client;
+    if (h2o_linklist_is_linked(&cmd->pending)) {
+        /* still waiting for the connection: the connect attempt has its own timing */
+        h2o_linklist_unlink(&cmd->pending);
+        c->npending--;
+        cmd_finish_user(cmd, NULL, "timeout");
+        pending_free(cmd);
+        return;
+    }
     cmd_finish_user(cmd, NULL, "timeout");
     log_warn(NULL, "redis: command timed out; reconnecting");
     client_request_drop(c);
@@ -204,9 +233,55 @@ static redis_cmd_t *send_argv(redis_client_t *c, redis_reply_cb cb, void *data, 
 redis_cmd_t *redis_command_argv(redis_client_t *c, redis_reply_cb cb, void *data, int argc, const char **argv,
                                 const size_t *argvlen)
 {
-    if (c->state != RS_READY || c->role != REDIS_ROLE_COMMAND || c->ac == NULL)
+    if (c->role != REDIS_ROLE_COMMAND || c->destroying)
         return NULL;
-    return send_argv(c, cb, data, argc, argv, argvlen);
+    if (c->state == RS_READY && c->ac != NULL)
+        return send_argv(c, cb, data, argc, argv, argvlen);
+    /* A connection is being made (start-up, reconnect): wait for it, bounded, rather than fail a
+     * request that arrives a moment early. When no attempt is under way, fail at once. */
+    if ((c->state != RS_CONNECTING && c->state != RS_HANDSHAKE) || c->npending >= REDIS_PENDING_MAX)
+        return NULL;
+    redis_cmd_t *cmd = calloc(1, sizeof(*cmd));
+    cmd->client = c;
+    cmd->cb = cb;
+    cmd->data = data;
+    cmd->deadline.cb = on_cmd_deadline;
+    cmd->argc = argc;
+    cmd->argv = calloc((size_t)argc, sizeof(char *));
+    cmd->argvlen = calloc((size_t)argc, sizeof(size_t));
+    for (int i = 0; i < argc; i++) {
+        cmd->argv[i] = malloc(argvlen[i] + 1);
+        memcpy(cmd->argv[i], argv[i], argvlen[i]);
+        cmd->argv[i][argvlen[i]] = '\0';
+        cmd->argvlen[i] = argvlen[i];
+    }
+    h2o_linklist_insert(&c->pending, &cmd->pending);
+    c->npending++;
+    h2o_timeout_link(c->loop, &c->cmd_timeout, &cmd->deadline);
+    return cmd;
+}
+
+static void flush_pending(redis_client_t *c, bool send)
+{
+    while (!h2o_linklist_is_empty(&c->pending)) {
+        redis_cmd_t *cmd = H2O_STRUCT_FROM_MEMBER(redis_cmd_t, pending, c->pending.next);
+        h2o_linklist_unlink(&cmd->pending);
+        c->npending--;
+        if (send && !cmd->done && c->ac != NULL &&
+            redisAsyncCommandArgv(c->ac, on_cmd_reply, cmd, cmd->argc, (const char **)cmd->argv, cmd->argvlen) == REDIS_OK) {
+            /* from now on an ordinary command: hiredis owns the reply, on_cmd_reply frees cmd */
+            for (int i = 0; i < cmd->argc; i++)
+                free(cmd->argv[i]);
+            free(cmd->argv);
+            free(cmd->argvlen);
+            cmd->argv = NULL;
+            cmd->argvlen = NULL;
+            cmd->argc = 0;
+            continue;
+        }
+        cmd_finish_user(cmd, NULL, "disconnected");
+        pending_free(cmd);
+    }
 }
 
 void redis_cancel(redis_cmd_t *cmd)
@@ -293,6 +368,7 @@ static void on_handshake_reply(void *data, redisReply *reply, const char *err)
     }
     c->backoff_exp = 0;
     client_set_state(c, RS_READY);
+    flush_pending(c, true);
     log_info(NULL, "redis: %s connection ready", c->role == REDIS_ROLE_COMMAND ? "command" : "subscriber");
     if (c->role == REDIS_ROLE_SUBSCRIBER)
         for (size_t i = 0; i < c->nchannels; i++)
@@ -314,6 +390,7 @@ static void on_connect(const redisAsyncContext *ac, int status)
         log_debug(NULL, "redis: connect failed: %s", ac->errstr);
         c->ac = NULL;
         client_set_state(c, RS_DOWN);
+        flush_pending(c, false);
         if (!c->destroying)
             client_schedule_connect(c);
         return;
@@ -345,6 +422,7 @@ static void on_disconnect(const redisAsyncContext *ac, int status)
     if (h2o_timeout_is_linked(&c->drop_entry))
         h2o_timeout_unlink(&c->drop_entry);
     client_set_state(c, RS_DOWN);
+    flush_pending(c, false);
     if (!c->destroying)
         client_schedule_connect(c);
 }
@@ -419,6 +497,7 @@ redis_client_t *redis_client_create(h2o_loop_t *loop, const config_redis_t *addr
     h2o_timeout_init(loop, &c->zero_timeout, 0);
     c->backoff.cb = on_backoff;
     c->drop_entry.cb = on_drop;
+    h2o_linklist_init_anchor(&c->pending);
     client_connect(c);
     return c;
 }
@@ -434,6 +513,7 @@ void redis_client_destroy(redis_client_t *c)
         h2o_timeout_unlink(&c->drop_entry);
     if (c->ac != NULL)
         redisAsyncFree(c->ac);
+    flush_pending(c, false);
     client_set_state(c, RS_DOWN);
     metrics_gauge_add(METRICS_GAUGE_REDIS_DOWN, -1);
     h2o_timeout_dispose(c->loop, &c->cmd_timeout);

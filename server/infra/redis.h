@@ -8,7 +8,9 @@
  *
  * Guarantees: an accepted command's callback is called exactly once — with the reply, or with
  * reply NULL and err set ("timeout", "disconnected") — unless cancelled first with redis_cancel;
- * if redis_command* returns NULL the callback is never called. Nothing blocks the loop.
+ * if redis_command* returns NULL the callback is never called. A command issued while a
+ * connection attempt is under way waits for it (bounded by its deadline); with no attempt under
+ * way it is refused at once. Nothing blocks the loop.
  */
 #ifndef TENANTD_INFRA_REDIS_H
 #define TENANTD_INFRA_REDIS_H
@@ -47,7 +49,7 @@ bool redis_client_is_up(const redis_client_t *client);
 /* Sets the readiness observer (may be NULL). */
 void redis_client_on_state(redis_client_t *client, redis_state_cb cb, void *data);
 
-/* Sends a command given as argv (binary safe); returns a handle or NULL when not connected. */
+/* Sends a command given as argv (binary safe); returns a handle, or NULL when down and not connecting. */
 redis_cmd_t *redis_command_argv(redis_client_t *client, redis_reply_cb cb, void *data, int argc, const char **argv,
                                 const size_t *argvlen);
 
