@@ -2,10 +2,12 @@
 // tenantd instances sharing Postgres and Redis: malformed Engine.IO / Socket.IO packets over a raw
 // WebSocket (bad types, bad JSON, an event whose name is not a string, binary frames and binary
 // attachments, a 2 MB frame, before and after CONNECT) close that connection while the server keeps
-// serving; a 2 MB long-poll POST is refused; more than 100 client events per second close the
-// socket; the 65th room is refused (429); a slow reader — a raw WebSocket that stops reading, or a
-// long-polling client that stops polling, while large events are emitted to it — is disconnected
-// and the server stays up; on SIGTERM WebSocket clients get a going-away close (1001).
+// serving; a 2 MB long-poll POST is refused; Engine.IO handshake errors; more than 100 client
+// events per second (over WebSocket and in one long-polling POST) close the socket and the server
+// survives; the 65th room is refused (429); a slow reader — a raw WebSocket or an SSE stream that
+// stops reading, or a long-polling client that stops polling, while large events are emitted to
+// it — is disconnected and the server stays up; on SIGTERM WebSocket clients get a going-away
+// close (1001).
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import { before, describe, test } from 'node:test';
@@ -121,11 +123,45 @@ describe('malformed packets over a raw WebSocket', () => {
   });
 });
 
+describe('Engine.IO handshake errors', () => {
+  test('wrong protocol version, unknown transport, unknown sid, POST handshake → 400 with the Engine.IO error code', async () => {
+    const cases = [
+      ['/socket.io/?EIO=3&transport=polling', 'GET', 5],
+      ['/socket.io/?transport=polling', 'GET', 5],
+      ['/socket.io/?EIO=4&transport=carrier-pigeon', 'GET', 0],
+      ['/socket.io/?EIO=4&transport=polling&sid=nope', 'GET', 1],
+      ['/socket.io/?EIO=4&transport=polling&sid=nope', 'POST', 1],
+      ['/socket.io/?EIO=4&transport=polling', 'POST', 2],
+    ];
+    for (const [path, method, code] of cases) {
+      const res = await request(`${A.url}${path}`, { method, body: method === 'POST' ? '40' : undefined });
+      assert.equal(res.status, 400, `${method} ${path}: ${res.status} ${res.body}`);
+      assert.equal(JSON.parse(res.body).code, code, `${method} ${path}: ${res.body}`);
+    }
+    await assertServing(A, 'handshake errors');
+  });
+});
+
 describe('limits', () => {
   test('more than 100 client events in a second close the socket; the server keeps serving', async () => {
     // an instance of its own: a crash here must not take the other tests down with it
     const C = await startTenantd();
     await C.waitReady();
+    // over long-polling: one POST carrying 300 packets
+    {
+      const base = `${C.url}/socket.io/?EIO=4&transport=polling`;
+      const { sid } = JSON.parse((await request(base)).body.slice(1));
+      const post = (body) => request(`${base}&sid=${sid}`, { method: 'POST', headers: { 'content-type': 'text/plain;charset=UTF-8' }, body });
+      assert.equal((await post(`40${JSON.stringify({ token: member.access_token })}`)).status, 200);
+      assert.match((await request(`${base}&sid=${sid}`)).body, /^40\{/);
+      await sleep(1100);
+      const flood = Array.from({ length: 300 }, (_, i) => `42${i}["leave","not-joined-${i}"]`).join('\u001e');
+      await post(flood).catch(() => null);
+      await sleep(300);
+      assert.ok(C.alive(), `tenantd died after a 300-packet POST; stderr:\n${C.stderrLines().slice(-5).join('\n')}`);
+      const after = await request(`${base}&sid=${sid}`, { timeoutMs: 3000 }).catch((err) => ({ status: err.code, body: '' }));
+      assert.ok(after.status === 400 || /(^|\u001e)1$/.test(after.body), `the flooding poller was not closed: ${after.status} ${after.body.slice(0, 200)}`);
+    }
     for (const n of [110, 150, 300, 300, 1000]) {
       await sleep(1100);
       const raw = await rawConnected(C, member.access_token);
@@ -177,6 +213,45 @@ describe('slow readers', () => {
     assert.ok(closed, `the slow reader was not disconnected: it got ${received}/${COUNT} events of 300 KB (RSS ${rssBefore} → ${rssPeak} kB)`);
     assert.ok(received < COUNT, `the slow reader got all ${COUNT} events: nothing was bounded`);
     await assertServing(A, 'the slow WebSocket reader');
+  });
+
+  test('an SSE client that stops reading while 30 MB of events are emitted to it is cut off', { timeout: 60000 }, async (t) => {
+    const http = await import('node:http');
+    const room = `slow-sse-${Math.random().toString(36).slice(2, 8)}`;
+    let bytes = 0;
+    let ended = false;
+    const { req, res } = await new Promise((resolve, reject) => {
+      const r = http.get(`${A.url}/v1/events?rooms=${room}`, { headers: { authorization: `Bearer ${member.access_token}` }, agent: false },
+        (response) => resolve({ req: r, res: response }));
+      r.on('error', reject);
+    });
+    assert.equal(res.statusCode, 200);
+    res.on('data', (c) => { bytes += c.length; });
+    res.on('end', () => { ended = true; });
+    res.on('close', () => { ended = true; });
+    res.on('error', () => { ended = true; });
+    // the subscription first, then stop reading
+    await waitFor(async () => {
+      await emitOk(B, admin.access_token, room, 'warm', 1);
+      await sleep(100);
+      return bytes > 20;
+    }, { timeoutMs: 5000, intervalMs: 10, message: 'the first SSE event' });
+    res.pause();
+    req.socket.pause();
+    const rssBefore = rssKb(A);
+    for (let i = 0; i < COUNT; i++) await emitOk(B, admin.access_token, room, 'slow', { i, pad: BIG });
+    await sleep(3000);
+    const rssPeak = rssKb(A);
+    const pausedBytes = bytes;
+    req.socket.resume();
+    res.resume();
+    await waitFor(() => ended, { timeoutMs: 15000, intervalMs: 100, message: `the end of the slow SSE stream (got ${bytes} bytes)` }).catch((err) => {
+      req.destroy();
+      throw new Error(`${err.message}; RSS ${rssBefore} → ${rssPeak} kB`);
+    });
+    t.diagnostic(`slow SSE reader: ${pausedBytes} bytes while paused, ${bytes} in all; RSS ${rssBefore} → ${rssPeak} kB`);
+    assert.ok(bytes < COUNT * BIG.length, `the slow SSE reader got all ${COUNT} events`);
+    await assertServing(A, 'the slow SSE reader');
   });
 
   test('a long-polling client that stops polling while events pile up is disconnected', async () => {
