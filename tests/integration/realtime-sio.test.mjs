@@ -188,6 +188,39 @@ describe('cross-instance delivery', () => {
     s.close();
   });
 
+  test('a bulk insert and a multi-row update produce one change event per row', async () => {
+    const s = await connect(B, member.access_token, { transport: 'websocket' });
+    assertAckOk(await ack(s, 'join', 'table:orders'), 'join table:orders');
+    await waitFor(async () => {
+      const warm = await insertRow(A, member.access_token, 'orders', { title: `warm ${marker()}` });
+      await sleep(150);
+      return eventsOf(s, 'change', (p) => p.id === warm.id).length > 0;
+    }, { timeoutMs: 6000, intervalMs: 10, message: 'a change event on B' });
+    const tag = `bulk${Math.random().toString(36).slice(2, 8)}`;
+    const res = await call(A, 'POST', '/rest/v1/orders', [1, 2, 3].map((i) => ({ title: `${tag} ${i}` })), {
+      token: member.access_token, headers: { prefer: 'return=representation' },
+    });
+    assert.equal(res.status, 201, res.body);
+    const rows = JSON.parse(res.body);
+    assert.equal(rows.length, 3);
+    await waitFor(() => rows.every((r) => eventsOf(s, 'change', (p) => p.id === r.id && p.op === 'INSERT').length === 1), {
+      timeoutMs: 5000, message: 'one INSERT per row',
+    });
+    const up = await call(A, 'PATCH', `/rest/v1/orders?title=like.${tag}*`, { status: 'in_progress' }, {
+      token: member.access_token, headers: { prefer: 'return=representation' },
+    });
+    assert.equal(up.status, 200, up.body);
+    assert.equal(JSON.parse(up.body).length, 3);
+    await waitFor(() => rows.every((r) => eventsOf(s, 'change', (p) => p.id === r.id && p.op === 'UPDATE').length === 1), {
+      timeoutMs: 5000, message: 'one UPDATE per row',
+    });
+    const seqs = eventsOf(s, 'change', (p) => rows.some((r) => r.id === p.id)).map((e) => e.payload.seq);
+    assert.equal(new Set(seqs).size, 6, `distinct seqs: ${seqs}`);
+    assert.deepEqual(seqs, [...seqs].sort((x, y) => x - y), 'delivered in seq order');
+    for (const r of rows) await deleteRow(A, member.access_token, 'orders', r.id);
+    s.close();
+  });
+
   test('an API key with realtime:emit emits from A to a socket on B', async () => {
     const created = await call(A, 'POST', '/v1/admin/api-keys', { name: `rt-${marker()}`, roles: ['admin'] }, { token: admin.access_token });
     assert.equal(created.status, 201, created.body);
