@@ -710,6 +710,10 @@ static void handle_event(http_worker_t *w, sio_session_t *s, siop_packet_t *p)
             ack_error(w, s, p->has_ack, p->ack_id, 400, "give the room name");
             return;
         }
+        if (strlen(room) != json_string_length(arg)) {
+            ack_error(w, s, p->has_ack, p->ack_id, 400, "room names match ^[A-Za-z0-9_.:-]{1,64}$");
+            return;
+        }
         if (strcmp(name, "leave") == 0) {
             if (hub_leave(w, &s->hub, room) != 0)
                 ack_error(w, s, p->has_ack, p->ack_id, 404, "not in that room");
@@ -742,8 +746,11 @@ static void handle_event(http_worker_t *w, sio_session_t *s, siop_packet_t *p)
         return;
     }
     if (strcmp(name, "publish") == 0) {
-        const char *room = json_string_value(json_object_get(arg, "room"));
-        const char *event = json_string_value(json_object_get(arg, "event"));
+        json_t *room_v = json_object_get(arg, "room"), *event_v = json_object_get(arg, "event");
+        const char *room = json_string_value(room_v);
+        const char *event = json_string_value(event_v);
+        if ((room != NULL && strlen(room) != json_string_length(room_v)) || (event != NULL && strlen(event) != json_string_length(event_v)))
+            room = NULL; /* an embedded U+0000: refused below */
         json_t *data = json_object_get(arg, "data");
         if (room == NULL || event == NULL || !hub_room_name_valid(event, strlen(event)) || strcmp(event, "change") == 0 ||
             strcmp(event, "presence") == 0) {

@@ -52,7 +52,8 @@ int siop_parse(const char *s, size_t len, siop_packet_t *out)
     }
     if (i < len) {
         json_error_t err;
-        out->data = json_loadb(s + i, len - i, JSON_DECODE_ANY | JSON_REJECT_DUPLICATES, &err);
+        /* U+0000 is valid JSON: accept it here, handlers refuse such strings where they matter */
+        out->data = json_loadb(s + i, len - i, JSON_DECODE_ANY | JSON_REJECT_DUPLICATES | JSON_ALLOW_NUL, &err);
         if (out->data == NULL)
             return -1;
     }
