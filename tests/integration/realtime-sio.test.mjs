@@ -153,6 +153,35 @@ describe('cross-instance delivery', () => {
     sub.close();
   });
 
+  test("publish refuses Socket.IO's reserved event names, as emit does; bystanders stay connected", async () => {
+    // An EVENT named "connect" is a parse error for socket.io-client (it disconnects), and
+    // "disconnect"/"connect_error" land in the app's own handlers: one member must not be able to
+    // send those to a room. A custom room keeps the blast radius inside this test.
+    const problems = [];
+    for (const event of ['connect', 'connect_error', 'disconnect', 'disconnecting', 'newListener', 'removeListener']) {
+      const emitted = await call(A, 'POST', '/v1/realtime/emit', { to: 'tenant', event, data: {} }, { token: admin.access_token });
+      assert.equal(emitted.status, 422, `emit ${event}: ${emitted.status}`);
+      const room = `reserved-${marker()}`;
+      const pub = await connect(A, member.access_token, { transport: 'websocket' });
+      const bystander = await connect(B, admin.access_token, { transport: 'websocket' });
+      await join(pub, room);
+      await join(bystander, room);
+      await emitUntilReceived(A, admin.access_token, room, 'warm', bystander);
+      let res;
+      try {
+        res = await ack(pub, 'publish', { room, event, data: { spoofed: true } }, 2000);
+      } catch (err) {
+        res = `no ack: ${err.message}`;
+      }
+      await sleep(300);
+      if (res?.ok !== false || res.error?.status !== 400) problems.push(`publish ${event} → ${JSON.stringify(res)}`);
+      if (!bystander.connected) problems.push(`publish ${event} disconnected a bystander (${bystander.disconnectReason})`);
+      pub.close();
+      bystander.close();
+    }
+    assert.deepEqual(problems, [], 'reserved event names accepted by publish');
+  });
+
   test('a data API write on A produces change events for a table:orders member on B (INSERT, UPDATE, DELETE)', async () => {
     const s = await connect(B, member.access_token, { transport: 'default' });
     assertAckOk(await ack(s, 'join', 'table:orders'), 'join table:orders');
