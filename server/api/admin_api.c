@@ -541,18 +541,23 @@ static void new_secret(const char *prefix, char *out, size_t cap)
     snprintf(out, cap, "%s%s", prefix, b64);
 }
 
-static void invitation_created(admin_call_t *c, const db_result_t *res)
+/* Answers with the JSON Postgres returned plus the secret, which is shown this once (member: "token", "key"). */
+static void succeed_with_secret(admin_call_t *c, const db_result_t *res, const char *member)
 {
-    /* add the token (shown once) to the JSON Postgres returned */
     json_error_t jerr;
     json_t *o = json_loads(PQgetvalue(res->results[0], 0, 0), 0, &jerr);
-    json_object_set_new(o, "token", json_string(c->token));
+    json_object_set_new(o, member, json_string(c->token));
     char *text = json_dumps(o, JSON_COMPACT);
     snprintf(c->json, sizeof(c->json), "%s", text != NULL ? text : "{}");
     free(text);
     json_decref(o);
     http_add_header(c->hr, "cache-control", "no-store", 8);
     call_succeed(c);
+}
+
+static void invitation_created(admin_call_t *c, const db_result_t *res)
+{
+    succeed_with_secret(c, res, "token");
 }
 
 void admin_invitation_create(http_request_t *hr)
@@ -890,15 +895,7 @@ void admin_keys_list(http_request_t *hr)
 
 static void key_created(admin_call_t *c, const db_result_t *res)
 {
-    json_error_t jerr;
-    json_t *o = json_loads(PQgetvalue(res->results[0], 0, 0), 0, &jerr);
-    json_object_set_new(o, "key", json_string(c->token));
-    char *text = json_dumps(o, JSON_COMPACT);
-    snprintf(c->json, sizeof(c->json), "%s", text != NULL ? text : "{}");
-    free(text);
-    json_decref(o);
-    http_add_header(c->hr, "cache-control", "no-store", 8);
-    call_succeed(c);
+    succeed_with_secret(c, res, "key");
 }
 
 void admin_key_create(http_request_t *hr)
