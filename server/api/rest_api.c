@@ -509,31 +509,46 @@ static bool parse_range(http_request_t *hr, long *offset, long *limit)
 
 /* ---------------------------------------------------------------- the verbs */
 
+/* Parses the request's query string for rc's table; answers 400 and returns false when malformed. */
+static bool parse_query(rest_call_t *rc, restq_request_t *rq)
+{
+    h2o_req_t *req = rc->hr->req;
+    const char *qs = req->query_at != SIZE_MAX ? req->path.base + req->query_at + 1 : "";
+    size_t qlen = req->query_at != SIZE_MAX ? req->path.len - req->query_at - 1 : 0;
+    char err[200];
+    if (restq_parse(qs, qlen, rc->table, rq, err, sizeof(err)) != 0) {
+        rc->hr->cancel = NULL;
+        http_send_problem(rc->hr, PROBLEM_BAD_REQUEST, err);
+        return false;
+    }
+    return true;
+}
+
+/* A statement buffer that starts with the filter's parameters ($1..$n), taken from rq. */
+static restq_sql_t take_where_params(restq_request_t *rq)
+{
+    restq_sql_t q = {0};
+    q.params = rq->where.params;
+    q.nparams = rq->where.nparams;
+    q.capparams = rq->where.capparams;
+    rq->where.params = NULL;
+    rq->where.nparams = rq->where.capparams = 0;
+    return q;
+}
+
 static void run_select(rest_call_t *rc)
 {
     http_request_t *hr = rc->hr;
-    h2o_req_t *req = hr->req;
-    const char *qs = req->query_at != SIZE_MAX ? req->path.base + req->query_at + 1 : "";
-    size_t qlen = req->query_at != SIZE_MAX ? req->path.len - req->query_at - 1 : 0;
     restq_request_t rq;
-    char err[200];
-    if (restq_parse(qs, qlen, rc->table, &rq, err, sizeof(err)) != 0) {
-        hr->cancel = NULL;
-        http_send_problem(hr, PROBLEM_BAD_REQUEST, err);
+    if (!parse_query(rc, &rq))
         return;
-    }
     long offset = rq.offset, limit = rq.limit;
     if (parse_range(hr, &offset, &limit) && limit > RESTQ_MAX_LIMIT)
         limit = RESTQ_MAX_LIMIT;
     rc->offset = offset;
     rc->want_count = prefer_has(hr, "count=exact");
 
-    restq_sql_t q = {0};
-    q.params = rq.where.params;
-    q.nparams = rq.where.nparams;
-    q.capparams = rq.where.capparams;
-    rq.where.params = NULL;
-    rq.where.nparams = rq.where.capparams = 0;
+    restq_sql_t q = take_where_params(&rq);
 
     restq_sql_t where = {0};
     restq_sql_append(&where, " WHERE (");
@@ -611,22 +626,12 @@ static void run_insert(rest_call_t *rc)
 {
     http_request_t *hr = rc->hr;
     /* ?select= shapes the representation returned; other query parameters have no meaning here */
-    char *select_list = NULL;
-    {
-        h2o_req_t *req = hr->req;
-        restq_request_t rq;
-        char err[200];
-        const char *qs = req->query_at != SIZE_MAX ? req->path.base + req->query_at + 1 : "";
-        size_t qlen = req->query_at != SIZE_MAX ? req->path.len - req->query_at - 1 : 0;
-        if (restq_parse(qs, qlen, rc->table, &rq, err, sizeof(err)) != 0) {
-            hr->cancel = NULL;
-            http_send_problem(hr, PROBLEM_BAD_REQUEST, err);
-            return;
-        }
-        select_list = rq.select_list;
-        rq.select_list = NULL;
-        restq_request_free(&rq);
-    }
+    restq_request_t rq;
+    if (!parse_query(rc, &rq))
+        return;
+    char *select_list = rq.select_list;
+    rq.select_list = NULL;
+    restq_request_free(&rq);
     h2o_iovec_t ct = body_header(hr, "content-type");
     if (ct.len < 16 || strncasecmp(ct.base, "application/json", 16) != 0) {
         hr->cancel = NULL;
@@ -724,16 +729,9 @@ static void run_insert(rest_call_t *rc)
 static void run_update_or_delete(rest_call_t *rc)
 {
     http_request_t *hr = rc->hr;
-    h2o_req_t *req = hr->req;
-    const char *qs = req->query_at != SIZE_MAX ? req->path.base + req->query_at + 1 : "";
-    size_t qlen = req->query_at != SIZE_MAX ? req->path.len - req->query_at - 1 : 0;
     restq_request_t rq;
-    char err[200];
-    if (restq_parse(qs, qlen, rc->table, &rq, err, sizeof(err)) != 0) {
-        hr->cancel = NULL;
-        http_send_problem(hr, PROBLEM_BAD_REQUEST, err);
+    if (!parse_query(rc, &rq))
         return;
-    }
     if (!rq.has_filter) {
         restq_request_free(&rq);
         hr->cancel = NULL;
@@ -758,12 +756,7 @@ static void run_update_or_delete(rest_call_t *rc)
             return;
         }
     }
-    restq_sql_t q = {0};
-    q.params = rq.where.params;
-    q.nparams = rq.where.nparams;
-    q.capparams = rq.where.capparams;
-    rq.where.params = NULL;
-    rq.where.nparams = rq.where.capparams = 0;
+    restq_sql_t q = take_where_params(&rq);
     restq_sql_t tail = {0};
     append_own_condition(rc, &q);
     if (q.len > 0) {
