@@ -10,10 +10,10 @@
 // close (1001).
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
-import { before, describe, test } from 'node:test';
+import { after, before, describe, test } from 'node:test';
 
 import { request, sleep, startTenantd, waitFor } from '../lib/harness.mjs';
-import { loginAs } from '../lib/auth.mjs';
+import { freshAccount, loginAs, redis } from '../lib/auth.mjs';
 import {
   ack, assertAckError, closedWithin, connect, emitOk, emitUntilReceived, rawConnected, rawSocket,
 } from '../lib/realtime.mjs';
@@ -22,11 +22,18 @@ let A;
 let B;
 let admin;
 let member;
+let slow; // owner of a fresh tenant: the slow-reader tests' 300 KB events fill its stream, not acme's
 
 before(async () => {
   [A, B] = await Promise.all([startTenantd(), startTenantd()]);
   await Promise.all([A.waitReady(), B.waitReady()]);
   [admin, member] = await Promise.all(['admin', 'member'].map((r) => loginAs(A, r)));
+  slow = (await freshAccount(A, 'rtslow')).res;
+});
+
+// the big events stay in the throwaway tenant's replay stream otherwise
+after(async () => {
+  if (slow) await redis(['DEL', `t:${slow.tenant.id}:events`]).catch(() => {});
 });
 
 function rssKb(td) {
@@ -199,12 +206,12 @@ describe('slow readers', () => {
   const COUNT = 100; // 30 MB in all: far more than the 1 MB send queue and the socket buffers
 
   test('a WebSocket that stops reading while 30 MB of events are emitted to it is disconnected', { timeout: 60000 }, async (t) => {
-    const raw = await rawConnected(A, member.access_token);
+    const raw = await rawConnected(A, slow.access_token);
     const rssBefore = rssKb(A);
     raw.ws._socket.pause();
     let received = 0;
     raw.ws.on('message', (d) => { if (String(d).includes('"slow"')) received++; });
-    for (let i = 0; i < COUNT; i++) await emitOk(B, admin.access_token, `user:${member.user.id}`, 'slow', { i, pad: BIG });
+    for (let i = 0; i < COUNT; i++) await emitOk(B, slow.access_token, `user:${slow.user.id}`, 'slow', { i, pad: BIG });
     await sleep(3000);
     const rssPeak = rssKb(A);
     raw.ws._socket.resume();
@@ -221,7 +228,7 @@ describe('slow readers', () => {
     let bytes = 0;
     let ended = false;
     const { req, res } = await new Promise((resolve, reject) => {
-      const r = http.get(`${A.url}/v1/events?rooms=${room}`, { headers: { authorization: `Bearer ${member.access_token}` }, agent: false },
+      const r = http.get(`${A.url}/v1/events?rooms=${room}`, { headers: { authorization: `Bearer ${slow.access_token}` }, agent: false },
         (response) => resolve({ req: r, res: response }));
       r.on('error', reject);
     });
@@ -232,14 +239,14 @@ describe('slow readers', () => {
     res.on('error', () => { ended = true; });
     // the subscription first, then stop reading
     await waitFor(async () => {
-      await emitOk(B, admin.access_token, room, 'warm', 1);
+      await emitOk(B, slow.access_token, room, 'warm', 1);
       await sleep(100);
       return bytes > 20;
     }, { timeoutMs: 5000, intervalMs: 10, message: 'the first SSE event' });
     res.pause();
     req.socket.pause();
     const rssBefore = rssKb(A);
-    for (let i = 0; i < COUNT; i++) await emitOk(B, admin.access_token, room, 'slow', { i, pad: BIG });
+    for (let i = 0; i < COUNT; i++) await emitOk(B, slow.access_token, room, 'slow', { i, pad: BIG });
     await sleep(3000);
     const rssPeak = rssKb(A);
     const pausedBytes = bytes;
@@ -259,11 +266,11 @@ describe('slow readers', () => {
     const open = await request(base);
     const { sid } = JSON.parse(open.body.slice(1));
     const post = (body) => request(`${base}&sid=${sid}`, { method: 'POST', headers: { 'content-type': 'text/plain;charset=UTF-8' }, body });
-    assert.equal((await post(`40${JSON.stringify({ token: member.access_token })}`)).status, 200);
+    assert.equal((await post(`40${JSON.stringify({ token: slow.access_token })}`)).status, 200);
     const first = await request(`${base}&sid=${sid}`);
     assert.match(first.body, /^40\{/, `CONNECT answer: ${first.body.slice(0, 200)}`);
     // stop polling; 10 × 300 KB go to the user
-    for (let i = 0; i < 10; i++) await emitOk(A, admin.access_token, `user:${member.user.id}`, 'slow', { i, pad: BIG });
+    for (let i = 0; i < 10; i++) await emitOk(A, slow.access_token, `user:${slow.user.id}`, 'slow', { i, pad: BIG });
     await sleep(1500);
     const after = await request(`${base}&sid=${sid}`, { timeoutMs: 5000 }).catch((err) => ({ status: err.code, body: '' }));
     // disconnected: the sid is unknown (400) or the poll answers a close packet ("1")
