@@ -2,8 +2,9 @@
 // instances sharing Postgres and Redis: joining a room sends `presence {room, joined, left, seq}`
 // to the other members (also across instances), leaving and disconnecting send `left`; the
 // presence(room) ack lists the members as {user_id, connections} with counts that follow joins,
-// leaves and disconnects; after `kill -9` of instance B its members disappear from presence
-// within 40 s (the Redis entries expire) while A's members stay, and A keeps delivering.
+// leaves and disconnects; on SIGTERM an instance's members leave at once (with `left` events);
+// after `kill -9` of instance B its members disappear from presence within 40 s (the Redis entries
+// expire) while A's members stay, and A keeps delivering.
 import assert from 'node:assert/strict';
 import { before, describe, test } from 'node:test';
 
@@ -94,6 +95,24 @@ describe('presence', () => {
     assert.equal(res?.ok, false, `viewer presence of a custom room: ${JSON.stringify(res)}`);
     assert.equal(res.error.status, 403);
     for (const s of [m1, m2, v]) s.close();
+  });
+
+  test('on SIGTERM of an instance its members leave presence at once, with presence left events', async () => {
+    const C = await startTenantd(ENV);
+    await C.waitReady();
+    const room = `term-${marker()}`;
+    const onA = await connect(A, member.access_token, { transport: 'websocket' });
+    const onC = await connect(C, owner.access_token, { transport: 'polling' });
+    await join(onA, room);
+    await emitUntilReceived(A, admin.access_token, room, 'warm', onA);
+    await join(onC, room);
+    await waitEvent(onA, 'presence', (p) => p.room === room && p.joined?.includes(owner.user.id));
+    assert.deepEqual(await presence(onA, room), { [member.user.id]: 1, [owner.user.id]: 1 });
+    const status = await C.stop('SIGTERM');
+    assert.equal(status, 0);
+    await waitEvent(onA, 'presence', (p) => p.room === room && p.left?.includes(owner.user.id), { what: 'presence left on SIGTERM' });
+    assert.deepEqual(await presence(onA, room), { [member.user.id]: 1 });
+    onA.close();
   });
 
   test('after kill -9 of instance B, its members disappear from presence within 40 s', { timeout: 60000 }, async () => {
