@@ -5,13 +5,14 @@
 // forbidden rooms → 403); Last-Event-ID recovery after a disconnect gets exactly the missed events
 // of the followed rooms, in order, with no duplicates, then live ones — on the same instance, on the
 // other one, and with ?last_event_id=; the replay honours own-row read grants; the same stream over
-// HTTP/2; logout ends the stream within 5 s; a `: ping` comment within the 10 s heartbeat.
+// HTTP/2; logout ends the stream within 5 s, an expired token within the 10 s heartbeat; a
+// `: ping` comment within the 10 s heartbeat.
 import assert from 'node:assert/strict';
 import http from 'node:http';
 import { after, before, describe, test } from 'node:test';
 
 import { h2connect, request, sleep, startTenantd, waitFor } from '../lib/harness.mjs';
-import { call, loginAs } from '../lib/auth.mjs';
+import { call, decodeJwt, es256Signer, jwt, loginAs, signingKeys } from '../lib/auth.mjs';
 import { emitOk, insertRow, marker, sse, userWithCustomRole, waitEvent } from '../lib/realtime.mjs';
 
 let A;
@@ -204,6 +205,22 @@ describe('other', () => {
     assert.ok([200, 204].includes(res.status), res.body);
     await waitFor(() => ended, { timeoutMs: 5000, intervalMs: 50, message: 'the end of the revoked session\'s stream' });
     assert.ok(Date.now() - t0 <= 5000);
+    raw.close();
+  });
+
+  test('a stream whose access token expires ends within the 10 s heartbeat', { timeout: 30000 }, async () => {
+    const [key] = signingKeys();
+    const { header, payload } = decodeJwt(member.access_token);
+    const now = Math.floor(Date.now() / 1000);
+    const token = jwt({ ...header, kid: key.kid }, { ...payload, iat: now, exp: now + 2 }, es256Signer(key.privateKey));
+    const raw = await rawStream(A, token, 'rooms=tenant');
+    assert.equal(raw.res.statusCode, 200);
+    let endedAt = null;
+    raw.res.on('end', () => { endedAt ??= Date.now(); });
+    raw.res.on('close', () => { endedAt ??= Date.now(); });
+    await waitFor(() => endedAt, { timeoutMs: 15000, intervalMs: 100, message: 'the end of a stream whose token expired' });
+    const late = endedAt - (now + 2) * 1000;
+    assert.ok(late <= 11000, `ended ${late} ms after the expiry`);
     raw.close();
   });
 
