@@ -150,6 +150,8 @@ typedef struct {
     rest_op_t op;
     db_job_t *job;
     const restq_table_t *table; /* valid while the worker's metadata is (reload waits for no request) */
+    const restq_table_t *view;  /* the columns this caller may see (== table when nothing is hidden) */
+    char *visible_list;         /* quoted list of the visible columns when some are hidden, else NULL */
     char table_name[64];
     bool want_count, return_representation;
     long offset;
@@ -516,7 +518,7 @@ static bool parse_query(rest_call_t *rc, restq_request_t *rq)
     const char *qs = req->query_at != SIZE_MAX ? req->path.base + req->query_at + 1 : "";
     size_t qlen = req->query_at != SIZE_MAX ? req->path.len - req->query_at - 1 : 0;
     char err[200];
-    if (restq_parse(qs, qlen, rc->table, rq, err, sizeof(err)) != 0) {
+    if (restq_parse(qs, qlen, rc->view, rq, err, sizeof(err)) != 0) {
         rc->hr->cancel = NULL;
         http_send_problem(rc->hr, PROBLEM_BAD_REQUEST, err);
         return false;
@@ -570,7 +572,7 @@ static void run_select(rest_call_t *rc)
         restq_sql_append(&q, ")");
     }
     restq_sql_append(&q, " FROM (SELECT ");
-    restq_sql_append(&q, rq.select_list != NULL ? rq.select_list : "*");
+    restq_sql_append(&q, rq.select_list != NULL ? rq.select_list : rc->visible_list != NULL ? rc->visible_list : "*");
     restq_sql_append(&q, " FROM ");
     append_qualified(hr, &q, rc->table);
     restq_sql_append(&q, where.sql);
@@ -596,6 +598,62 @@ static void run_select(rest_call_t *rc)
 }
 
 /* Validates the keys of one object against the table; answers and returns false when one is unknown or not writable. */
+/* The caller's roles, as rbac and the column rules see them. */
+static size_t caller_roles(const http_request_t *hr, const char **roles)
+{
+    const guard_principal_t *p = hr->principal;
+    for (int i = 0; i < p->claims.nroles; i++)
+        roles[i] = p->claims.roles[i];
+    return (size_t)p->claims.nroles;
+}
+
+static bool column_readonly(rest_call_t *rc, const char *column)
+{
+    const char *roles[TOKEN_MAX_ROLES];
+    size_t n = caller_roles(rc->hr, roles);
+    return colpol_readonly(guard_columns(), rc->table->name, column, roles, n);
+}
+
+/* Sets rc->view (and rc->visible_list) to the columns the column rules let this caller see. */
+static void apply_column_rules(rest_call_t *rc)
+{
+    rc->view = rc->table;
+    rc->visible_list = NULL;
+    const colpol_t *cp = guard_columns();
+    if (!colpol_has_table(cp, rc->table->name))
+        return;
+    const char *roles[TOKEN_MAX_ROLES];
+    size_t nroles = caller_roles(rc->hr, roles);
+    h2o_mem_pool_t *pool = &rc->hr->req->pool;
+    restq_table_t *v = h2o_mem_alloc_pool(pool, sizeof(*v));
+    *v = *rc->table;
+    v->cols = h2o_mem_alloc_pool(pool, sizeof(restq_column_t) * (rc->table->ncols + 1));
+    v->ncols = 0;
+    v->pk = v->owner = -1;
+    restq_sql_t list = {0};
+    for (size_t i = 0; i < rc->table->ncols; i++) {
+        const restq_column_t *c = &rc->table->cols[i];
+        if (colpol_hidden(cp, rc->table->name, c->name, roles, nroles))
+            continue;
+        if ((int)i == rc->table->pk)
+            v->pk = (int)v->ncols;
+        if ((int)i == rc->table->owner)
+            v->owner = (int)v->ncols;
+        v->cols[v->ncols++] = *c;
+        restq_sql_append(&list, list.len > 0 ? ", " : "");
+        restq_sql_append(&list, c->quoted);
+    }
+    if (v->ncols < rc->table->ncols) {
+        rc->view = v;
+        rc->visible_list = h2o_mem_alloc_pool(pool, list.len + 1);
+        memcpy(rc->visible_list, list.sql != NULL ? list.sql : "", list.len + 1);
+        if (v->ncols == 0) {
+            rc->visible_list = "NULL AS nothing_visible";
+        }
+    }
+    restq_sql_free(&list);
+}
+
 static bool check_keys(rest_call_t *rc, json_t *obj)
 {
     const char *key;
@@ -608,6 +666,12 @@ static bool check_keys(rest_call_t *rc, json_t *obj)
             snprintf(detail, sizeof(detail), "unknown column %.100s", key);
             rc->hr->cancel = NULL;
             http_send_problem(rc->hr, PROBLEM_BAD_REQUEST, detail);
+            return false;
+        }
+        if (restq_column(rc->view, key, strlen(key)) == NULL || column_readonly(rc, key)) {
+            snprintf(detail, sizeof(detail), "column %.100s cannot be written with your roles", key);
+            rc->hr->cancel = NULL;
+            http_send_problem(rc->hr, PROBLEM_FORBIDDEN, detail);
             return false;
         }
         if (rc->table->owner >= 0 && c == &rc->table->cols[rc->table->owner] &&
@@ -717,7 +781,7 @@ static void run_insert(rest_call_t *rc)
     restq_sql_append(&q, ", ");
     restq_sql_param(&q, rows, strlen(rows));
     restq_sql_append(&q, "::json) _j");
-    append_write_tail(&q, select_list);
+    append_write_tail(&q, select_list != NULL ? select_list : rc->visible_list);
     free(select_list);
     free(rows);
     restq_sql_free(&cols);
@@ -815,7 +879,7 @@ static void run_update_or_delete(rest_call_t *rc)
     restq_sql_append(&q, ")");
     if (tail.sql != NULL)
         restq_sql_append(&q, tail.sql);
-    append_write_tail(&q, rq.select_list);
+    append_write_tail(&q, rq.select_list != NULL ? rq.select_list : rc->visible_list);
     restq_sql_free(&tail);
     restq_request_free(&rq);
     rest_submit(rc, &q);
@@ -832,6 +896,7 @@ static void rest_dispatch(rest_call_t *rc)
         return;
     }
     rc->return_representation = prefer_has(rc->hr, "return=representation");
+    apply_column_rules(rc);
     switch (rc->op) {
     case OP_SELECT:
         run_select(rc);

@@ -39,6 +39,7 @@
 
 static token_keyset_t *guard_keyset;
 static _Atomic(rbac_policy_t *) guard_current_policy;
+static _Atomic(colpol_t *) guard_current_columns;
 static atomic_uint guard_policy_generation;
 static const config_t *guard_cfg;
 
@@ -155,6 +156,14 @@ int guard_init(const config_t *cfg)
         return -1;
     }
     atomic_store(&guard_current_policy, p);
+    colpol_t *cols;
+    char coldir[1024];
+    snprintf(coldir, sizeof(coldir), "%s/columns", cfg->policies_dir);
+    if (colpol_load_dir(coldir, &cols, err, sizeof(err)) != 0) {
+        fprintf(stderr, "TENANTD_POLICIES: %s\n", err);
+        return -1;
+    }
+    atomic_store(&guard_current_columns, cols);
     db_stmt_register(&tenant_stmt);
     db_stmt_register(&api_key_stmt);
     return 0;
@@ -170,6 +179,11 @@ const rbac_policy_t *guard_policy(void)
     return atomic_load(&guard_current_policy);
 }
 
+const colpol_t *guard_columns(void)
+{
+    return atomic_load(&guard_current_columns);
+}
+
 void guard_reload_policies(void)
 {
     char err[512];
@@ -178,9 +192,18 @@ void guard_reload_policies(void)
         log_error(NULL, "policy reload refused, keeping the current set: %s", err);
         return;
     }
-    /* The old set stays allocated: requests on other threads may still use grants resolved from
-     * it. Reloads are rare and a set is small. */
+    colpol_t *cols;
+    char coldir[1024];
+    snprintf(coldir, sizeof(coldir), "%s/columns", guard_cfg->policies_dir);
+    if (colpol_load_dir(coldir, &cols, err, sizeof(err)) != 0) {
+        log_error(NULL, "policy reload refused, keeping the current set: %s", err);
+        rbac_policy_free(p);
+        return;
+    }
+    /* The old sets stay allocated: requests on other threads may still use them. Reloads are
+     * rare and a set is small. */
     atomic_store(&guard_current_policy, p);
+    atomic_store(&guard_current_columns, cols);
     atomic_fetch_add(&guard_policy_generation, 1);
     log_info(NULL, "policies reloaded from %s", guard_cfg->policies_dir);
 }

@@ -18,6 +18,7 @@
 #include <stdint.h>
 
 #include "http/server.h"
+#include "security/colpolicy.h"
 #include "security/rbac.h"
 #include "security/token.h"
 
@@ -44,6 +45,9 @@ const token_keyset_t *guard_keys(void);
 
 /* The current policy set (swapped on reload; valid until the next reload of this thread's caches). */
 const rbac_policy_t *guard_policy(void);
+
+/* The current column rules (policies/columns/), swapped with the policies on reload. */
+const colpol_t *guard_columns(void);
 
 /* Reloads policies from disk (SIGHUP); a bad set keeps the old one and logs why. Main thread or any worker. */
 void guard_reload_policies(void);

@@ -326,6 +326,27 @@ static bool may_see(const hub_client_t *c, const char *event, json_t *data, cons
     return json_is_string(owner) && strcmp(json_string_value(owner), c->claims.sub) == 0;
 }
 
+/* The change event as client c may see it: the record without the columns hidden from its roles. */
+static char *visible_change(const hub_client_t *c, const char *table, json_t *data)
+{
+    const char *roles[TOKEN_MAX_ROLES];
+    for (int i = 0; i < c->claims.nroles; i++)
+        roles[i] = c->claims.roles[i];
+    json_t *copy = json_deep_copy(data);
+    json_t *record = json_object_get(copy, "record");
+    const char *key;
+    json_t *v;
+    void *tmp;
+    json_object_foreach_safe(record, tmp, key, v)
+    {
+        if (colpol_hidden(guard_columns(), table, key, roles, (size_t)c->claims.nroles))
+            json_object_del(record, key);
+    }
+    char *text = json_dumps(copy, JSON_COMPACT | JSON_ENCODE_ANY);
+    json_decref(copy);
+    return text;
+}
+
 static void deliver(hub_room_t *r, const char *msg, size_t len)
 {
     json_error_t jerr;
@@ -344,11 +365,16 @@ static void deliver(hub_room_t *r, const char *msg, size_t len)
     hub_client_t **copy = malloc(n * sizeof(*copy) + 1);
     if (n > 0)
         memcpy(copy, r->clients, n * sizeof(*copy));
+    bool column_rules = strcmp(event, "change") == 0 && strncmp(r->name, "table:", 6) == 0 && colpol_has_table(guard_columns(), r->name + 6);
     for (size_t i = 0; i < n; i++) {
         hub_client_t *c = copy[i];
         if (c->dead || !may_see(c, event, data, r->name))
             continue;
-        if (c->ops->send(c, event, strlen(event), data_text, strlen(data_text), seq) != 0) {
+        char *own_text = column_rules ? visible_change(c, r->name + 6, data) : NULL;
+        const char *text = own_text != NULL ? own_text : data_text;
+        int rc = c->ops->send(c, event, strlen(event), text, strlen(text), seq);
+        free(own_text);
+        if (rc != 0) {
             c->dead = true;
             c->ops->kill(c, "slow reader: send queue full");
         }
@@ -409,7 +435,8 @@ void hub_deliver_replayed(hub_client_t *c, const char *msg, size_t len)
     for (size_t i = 0; room != NULL && i < c->nrooms; i++)
         member |= strcmp(c->rooms[i], room) == 0;
     if (event != NULL && data != NULL && member && may_see(c, event, data, room)) {
-        char *text = json_dumps(data, JSON_COMPACT | JSON_ENCODE_ANY);
+        bool column_rules = strcmp(event, "change") == 0 && strncmp(room, "table:", 6) == 0 && colpol_has_table(guard_columns(), room + 6);
+        char *text = column_rules ? visible_change(c, room + 6, data) : json_dumps(data, JSON_COMPACT | JSON_ENCODE_ANY);
         json_t *seqv = json_object_get(m, "seq");
         if (c->ops->send(c, event, strlen(event), text, strlen(text), json_is_integer(seqv) ? (uint64_t)json_integer_value(seqv) : 0) != 0) {
             c->dead = true;
