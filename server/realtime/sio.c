@@ -273,6 +273,8 @@ static void send_eio_error(http_request_t *hr, int code, const char *message)
     http_send_body(hr, 400, "application/json", body, (size_t)n);
 }
 
+static bool ws_in_callback(h2o_websocket_conn_t *ws);
+
 /* Drains the queue into the transport living on this worker. */
 static void io_drain(http_worker_t *self, sio_session_t *s)
 {
@@ -288,9 +290,17 @@ static void io_drain(http_worker_t *self, sio_session_t *s)
         s->outbytes = 0;
         bool closed = s->closed, going_away = s->going_away;
         pthread_mutex_unlock(&s->mu);
+        if (!closed && wslay_event_get_queued_msg_length(ws->ws_ctx) > SIO_QUEUE_MAX_BYTES) {
+            /* the peer does not read: cut it off instead of growing memory */
+            closed = true;
+            if (self->index == s->owner)
+                session_close(self, s, "slow reader: send queue full", false);
+            else
+                post(s->owner, MSG_CLOSE, s, "slow reader: send queue full", 28);
+        }
         if (closed)
             wslay_event_queue_close(ws->ws_ctx, going_away ? 1001 : 1000, NULL, 0);
-        if (ws->sock != NULL)
+        if (ws->sock != NULL && !ws_in_callback(ws))
             h2o_websocket_proceed(ws);
         return;
     }
@@ -350,9 +360,31 @@ static void on_parked_gone(http_request_t *hr)
 typedef struct {
     sio_session_t *s;
     http_worker_t *w;
+    bool in_callback; /* wslay is inside one of this connection's callbacks: do not re-enter it */
 } ws_ctx_t;
 
+static bool ws_in_callback(h2o_websocket_conn_t *ws)
+{
+    return ((ws_ctx_t *)ws->data)->in_callback;
+}
+
+static void ws_message_inner(h2o_websocket_conn_t *conn, const struct wslay_event_on_msg_recv_arg *arg);
+
+/* wslay's message callback: marks the connection busy so that nothing re-enters wslay meanwhile
+ * (the running h2o_websocket_proceed loop sends whatever the message queued). */
 static void on_ws_message(h2o_websocket_conn_t *conn, const struct wslay_event_on_msg_recv_arg *arg)
+{
+    if (arg == NULL) { /* closed: the inner handler frees the context */
+        ws_message_inner(conn, NULL);
+        return;
+    }
+    ws_ctx_t *ctx = conn->data;
+    ctx->in_callback = true;
+    ws_message_inner(conn, arg);
+    ctx->in_callback = false;
+}
+
+static void ws_message_inner(h2o_websocket_conn_t *conn, const struct wslay_event_on_msg_recv_arg *arg)
 {
     ws_ctx_t *ctx = conn->data;
     sio_session_t *s = ctx->s;
@@ -385,8 +417,7 @@ static void on_ws_message(h2o_websocket_conn_t *conn, const struct wslay_event_o
     size_t len = arg->msg_length;
     if (len == 6 && memcmp(text, "2probe", 6) == 0) {
         struct wslay_event_msg msg = {WSLAY_TEXT_FRAME, (const uint8_t *)"3probe", 6};
-        wslay_event_queue_msg(conn->ws_ctx, &msg);
-        h2o_websocket_proceed(conn);
+        wslay_event_queue_msg(conn->ws_ctx, &msg); /* sent by the running proceed loop */
         return;
     }
     if (len == 1 && text[0] == '5') {
@@ -418,6 +449,7 @@ static bool upgrade(http_request_t *hr, sio_session_t *s, bool as_transport)
     ws_ctx_t *ctx = malloc(sizeof(*ctx));
     ctx->s = s;
     ctx->w = hr->worker;
+    ctx->in_callback = false;
     h2o_websocket_conn_t *conn = h2o_upgrade_to_websocket(hr->req, key, ctx, on_ws_message);
     wslay_event_config_set_max_recv_msg_length(conn->ws_ctx, SIO_MAX_PAYLOAD);
     if (as_transport) {
