@@ -1,13 +1,15 @@
 // realtime-sio.test.mjs — the Socket.IO server of CONTRACT.md §8 with the real socket.io-client
 // against two tenantd instances (A and B) sharing Postgres and Redis: connecting over every
 // transport (polling with the upgrade to WebSocket, WebSocket only, polling only) on both
-// instances; the session cookie only from an allowed Origin; CONNECT without or with a bad token and to an unknown namespace → connect_error;
-// cross-instance delivery of POST /v1/realtime/emit (tenant, role, user and custom rooms), of
-// client publish and of data API change events (INSERT/UPDATE/DELETE); events right after a join
-// ack; ack errors of join/publish/leave (403 forbidden rooms, 400 bad names); leave stops
-// delivery (also emits with an API key); connection-state recovery after a reconnect; a
-// long-polling sid is per instance; expired tokens and unanswered pings close the socket; a
-// logged-out session's sockets close within 5 s on both instances.
+// instances; the session cookie only from an allowed Origin; CONNECT without or with a bad token
+// and to an unknown namespace → connect_error; cross-instance delivery of POST /v1/realtime/emit
+// (tenant, role, user and custom rooms; also with an API key), of client publish (reserved
+// Socket.IO event names refused, binary attachments) and of data API change events
+// (INSERT/UPDATE/DELETE, one per row of bulk writes); events right after a join ack; ack errors
+// of join/publish/leave (403 forbidden rooms, 400 bad names); leave stops delivery;
+// connection-state recovery after a reconnect; a long-polling sid is per instance; expired
+// tokens and unanswered pings close the socket; a logged-out session's sockets close within 5 s
+// on both instances.
 import assert from 'node:assert/strict';
 import { before, describe, test } from 'node:test';
 
@@ -248,6 +250,29 @@ describe('cross-instance delivery', () => {
     assert.deepEqual(seqs, [...seqs].sort((x, y) => x - y), 'delivered in seq order');
     for (const r of rows) await deleteRow(A, member.access_token, 'orders', r.id);
     s.close();
+  });
+
+  test('binary attachments: a published Buffer reaches a socket on B as binary (issue 6 item 1)', async () => {
+    const pub = await connect(A, member.access_token, { transport: 'websocket' });
+    const sub = await connect(B, admin.access_token, { transport: 'websocket' });
+    const room = `bin-${marker()}`;
+    await join(pub, room);
+    await join(sub, room);
+    await emitUntilReceived(A, admin.access_token, room, 'warm', sub);
+    const blob = Buffer.from([0, 1, 2, 253, 254, 255]);
+    let res;
+    try {
+      res = await ack(pub, 'publish', { room, event: 'blob', data: { name: 'x.bin', blob } }, 3000);
+    } catch (err) {
+      assert.fail(`publish with a Buffer: ${err.message}`);
+    }
+    assertAckOk(res, 'publish with a Buffer');
+    const got = await waitEvent(sub, 'blob', () => true);
+    assert.equal(got.data.name, 'x.bin');
+    assert.ok(Buffer.isBuffer(got.data.blob) || got.data.blob instanceof ArrayBuffer, `blob arrived as ${JSON.stringify(got.data.blob)}`);
+    assert.deepEqual([...new Uint8Array(got.data.blob)], [...blob]);
+    pub.close();
+    sub.close();
   });
 
   test('an API key with realtime:emit emits from A to a socket on B', async () => {
