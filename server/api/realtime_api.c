@@ -42,19 +42,6 @@ static void on_published(void *data, redisReply *reply, const char *err)
     http_send_json(e->hr, 202, body, (size_t)n);
 }
 
-/* Event names: 1–64 of [A-Za-z0-9_.:-], not one Socket.IO reserves or tenantd emits itself. */
-static bool event_name_ok(const char *e)
-{
-    static const char *const reserved[] = {"connect", "connect_error", "disconnect", "disconnecting", "newListener",
-                                           "removeListener", "change", "presence"};
-    if (e == NULL || !hub_room_name_valid(e, strlen(e)))
-        return false;
-    for (size_t i = 0; i < sizeof(reserved) / sizeof(reserved[0]); i++)
-        if (strcmp(e, reserved[i]) == 0)
-            return false;
-    return true;
-}
-
 void realtime_emit(http_request_t *hr)
 {
     json_t *body = body_json_object(hr, false);
@@ -68,7 +55,7 @@ void realtime_emit(http_request_t *hr)
         http_send_problem(hr, PROBLEM_UNPROCESSABLE, "to must be a room name: tenant, user:{id}, role:{name} or a room");
         return;
     }
-    if (!event_name_ok(event)) {
+    if (!hub_event_name_valid(event)) {
         json_decref(body);
         http_send_problem(hr, PROBLEM_UNPROCESSABLE, "event must be 1-64 of [A-Za-z0-9_.:-] and not a reserved name");
         return;

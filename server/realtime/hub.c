@@ -96,6 +96,19 @@ static void ignore_reply(void *data, redisReply *reply, const char *err)
 {
 }
 
+bool hub_event_name_valid(const char *name)
+{
+    /* Socket.IO's own event names, and the ones tenantd emits itself */
+    static const char *const reserved[] = {"connect", "connect_error", "disconnect", "disconnecting", "newListener",
+                                           "removeListener", "error", "message", "change", "presence"};
+    if (name == NULL || !hub_room_name_valid(name, strlen(name)))
+        return false;
+    for (size_t i = 0; i < sizeof(reserved) / sizeof(reserved[0]); i++)
+        if (strcmp(name, reserved[i]) == 0)
+            return false;
+    return true;
+}
+
 bool hub_room_name_valid(const char *name, size_t len)
 {
     if (len == 0 || len > HUB_ROOM_MAX)

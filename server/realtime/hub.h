@@ -55,6 +55,9 @@ void hub_worker_stop(http_worker_t *w);
 /* True when name is a syntactically valid room name (^[A-Za-z0-9_.:-]{1,64}$). */
 bool hub_room_name_valid(const char *name, size_t len);
 
+/* True when name may be used for an emitted or published event: room-name syntax, and not a name Socket.IO or tenantd reserves. */
+bool hub_event_name_valid(const char *name);
+
 /* 0 when c may join room; else -1 with an HTTP-like status (403/400) and a reason. */
 int hub_may_join(const hub_client_t *c, const char *room, int *status, const char **reason);
 

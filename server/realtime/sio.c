@@ -49,6 +49,7 @@ typedef enum { IO_NONE, IO_POLL, IO_WS } io_kind_t;
 typedef struct sio_session {
     hub_client_t hub; /* first: the hub hands this pointer back */
     char sid[24];
+    char pid[24]; /* private id for connection state recovery (CONNECT reply) */
     int owner;
     atomic_int refs;
     struct sio_session *next_in_bucket; /* registry chain, under registry_mu */
@@ -101,6 +102,9 @@ static db_stmt_t tenant_stmt = {"sio_tenant",
                                 1, 0};
 
 static void session_close(http_worker_t *w, sio_session_t *s, const char *why, bool going_away);
+static void recovery_save(http_worker_t *w, sio_session_t *s);
+static void connect_finish(http_worker_t *w, sio_session_t *s, json_t *rooms, const char *pid);
+static bool recovery_start(http_worker_t *w, sio_session_t *s, const char *pid);
 static void io_drain(http_worker_t *self, sio_session_t *s);
 static void process_engine_packet(http_worker_t *w, sio_session_t *s, const char *p, size_t len);
 
@@ -501,7 +505,8 @@ static int hub_send(hub_client_t *c, const char *event, size_t elen, const char 
 {
     sio_session_t *s = (sio_session_t *)c;
     size_t len;
-    char *text = siop_encode_event(event, elen, data, dlen, &len);
+    /* the seq goes last as the recovery offset; socket.io-client keeps it and sends it back */
+    char *text = siop_encode_event_offset(event, elen, data, dlen, seq, &len);
     return session_enqueue(server_worker_at(s->owner), s, text, len);
 }
 
@@ -577,11 +582,12 @@ static void on_auth_tenant(void *data, const db_result_t *res)
     bool closed = s->closed;
     pthread_mutex_unlock(&s->mu);
     if (!closed) {
-        s->connected = true;
-        hub_join_defaults(w, &s->hub);
-        char payload[64];
-        snprintf(payload, sizeof(payload), "{\"sid\":\"%s\"}", s->sid);
-        send_sio(w, s, SIOP_CONNECT, "/", false, 0, payload);
+        const char *rpid = json_string_value(json_object_get(s->pending_auth, "pid"));
+        if (rpid != NULL && recovery_start(w, s, rpid)) {
+            session_unref(s); /* the recovery chain holds its own reference */
+            return;
+        }
+        connect_finish(w, s, NULL, NULL);
     }
     if (s->pending_auth != NULL) {
         json_decref(s->pending_auth);
@@ -610,6 +616,140 @@ static void on_auth_session(void *data, redisReply *reply, const char *err)
         auth_fail(w, s, "the database is unavailable");
         session_unref(s);
     }
+}
+
+/* ---------------------------------------------------------------- connection state recovery
+ *
+ * Every event a socket receives carries the tenant's seq as its last argument (the Socket.IO
+ * "offset"). When a session ends without the client saying goodbye, its rooms are kept in Redis
+ * for SIO_RECOVERY_TTL seconds under its private id (pid, given in the CONNECT reply). A client
+ * reconnecting with {pid, offset} — on any instance — gets the same pid back (socket.recovered),
+ * its rooms again (each re-checked against its current rights), then every event after offset
+ * from the tenant's stream that it may see. */
+
+#define SIO_RECOVERY_TTL "120"
+
+static void recovery_key(char *out, size_t cap, const char *tid, const char *pid)
+{
+    snprintf(out, cap, "t:%s:sio:%s", tid, pid);
+}
+
+static void recovery_save(http_worker_t *w, sio_session_t *s)
+{
+    if (s->pid[0] == '\0')
+        return;
+    json_t *rooms = json_array();
+    for (size_t i = 0; i < s->hub.nrooms; i++)
+        json_array_append_new(rooms, json_string(s->hub.rooms[i]));
+    json_t *o = json_pack("{s:s, s:o}", "sub", s->hub.claims.sub, "rooms", rooms);
+    char *text = json_dumps(o, JSON_COMPACT);
+    json_decref(o);
+    char key[200];
+    recovery_key(key, sizeof(key), s->hub.claims.tid, s->pid);
+    const char *argv[5] = {"SET", key, text, "EX", SIO_RECOVERY_TTL};
+    size_t lens[5] = {3, strlen(key), strlen(text), 2, strlen(SIO_RECOVERY_TTL)};
+    redis_command_argv(w->redis, NULL, NULL, 5, argv, lens);
+    free(text);
+}
+
+static void on_recovery_replay(void *data, redisReply *reply, const char *err)
+{
+    sio_session_t *s = data;
+    pthread_mutex_lock(&s->mu);
+    bool closed = s->closed;
+    pthread_mutex_unlock(&s->mu);
+    if (!closed && reply != NULL && reply->type == REDIS_REPLY_ARRAY) {
+        for (size_t i = 0; i < reply->elements; i++) {
+            redisReply *e = reply->element[i];
+            if (e->type == REDIS_REPLY_ARRAY && e->elements == 2 && e->element[1]->type == REDIS_REPLY_ARRAY &&
+                e->element[1]->elements == 2 && e->element[1]->element[1]->type == REDIS_REPLY_STRING)
+                hub_deliver_replayed(&s->hub, e->element[1]->element[1]->str, e->element[1]->element[1]->len);
+        }
+    }
+    session_unref(s);
+}
+
+/* Joins the default rooms, answers CONNECT (with pid; the same one when recovering), restores rooms and replays. */
+static void connect_finish(http_worker_t *w, sio_session_t *s, json_t *rooms, const char *pid)
+{
+    s->connected = true;
+    hub_join_defaults(w, &s->hub);
+    if (pid != NULL) {
+        snprintf(s->pid, sizeof(s->pid), "%s", pid);
+    } else {
+        unsigned char raw[12];
+        randombytes_buf(raw, sizeof(raw));
+        sodium_bin2base64(s->pid, sizeof(s->pid), raw, sizeof(raw), sodium_base64_VARIANT_URLSAFE_NO_PADDING);
+    }
+    char payload[96];
+    snprintf(payload, sizeof(payload), "{\"sid\":\"%s\",\"pid\":\"%s\"}", s->sid, s->pid);
+    send_sio(w, s, SIOP_CONNECT, "/", false, 0, payload);
+    if (rooms == NULL)
+        return;
+    size_t i;
+    json_t *r;
+    json_array_foreach(rooms, i, r)
+    {
+        int status;
+        const char *reason;
+        const char *room = json_string_value(r);
+        if (room != NULL && hub_may_join(&s->hub, room, &status, &reason) == 0)
+            hub_join(w, &s->hub, room);
+    }
+    const char *offset = json_string_value(json_object_get(s->pending_auth, "offset"));
+    uint64_t after = offset != NULL ? strtoull(offset, NULL, 10) : 0;
+    session_ref(s);
+    if (after == 0 || hub_replay(w, s->hub.claims.tid, after, on_recovery_replay, s) == NULL)
+        session_unref(s);
+}
+
+static void on_recovery_record(void *data, redisReply *reply, const char *err)
+{
+    sio_session_t *s = data;
+    http_worker_t *w = server_worker_at(s->owner);
+    pthread_mutex_lock(&s->mu);
+    bool closed = s->closed;
+    pthread_mutex_unlock(&s->mu);
+    if (!closed) {
+        json_t *record = NULL;
+        if (reply != NULL && reply->type == REDIS_REPLY_STRING) {
+            json_error_t jerr;
+            record = json_loadb(reply->str, reply->len, 0, &jerr);
+        }
+        const char *sub = json_string_value(json_object_get(record, "sub"));
+        const char *pid = json_string_value(json_object_get(s->pending_auth, "pid"));
+        if (record != NULL && sub != NULL && strcmp(sub, s->hub.claims.sub) == 0 && pid != NULL) {
+            char key[200];
+            recovery_key(key, sizeof(key), s->hub.claims.tid, pid);
+            const char *argv[2] = {"DEL", key}; /* single use */
+            size_t lens[2] = {3, strlen(key)};
+            redis_command_argv(w->redis, NULL, NULL, 2, argv, lens);
+            connect_finish(w, s, json_object_get(record, "rooms"), pid);
+        } else {
+            connect_finish(w, s, NULL, NULL);
+        }
+        json_decref(record);
+    }
+    if (s->pending_auth != NULL) {
+        json_decref(s->pending_auth);
+        s->pending_auth = NULL;
+    }
+    session_unref(s);
+}
+
+/* Looks the previous session up; true when the answer will come through on_recovery_record. */
+static bool recovery_start(http_worker_t *w, sio_session_t *s, const char *pid)
+{
+    char key[200];
+    recovery_key(key, sizeof(key), s->hub.claims.tid, pid);
+    const char *argv[2] = {"GET", key};
+    size_t lens[2] = {3, strlen(key)};
+    session_ref(s);
+    if (redis_command_argv(w->redis, on_recovery_record, s, 2, argv, lens) == NULL) {
+        session_unref(s);
+        return false;
+    }
+    return true;
 }
 
 static void handle_connect(http_worker_t *w, sio_session_t *s, siop_packet_t *p)
@@ -643,6 +783,13 @@ static void handle_connect(http_worker_t *w, sio_session_t *s, siop_packet_t *p)
         return;
     }
     s->pending_auth = json_object();
+    /* connection state recovery: the client names its previous session and the last offset it saw */
+    const char *rpid = json_string_value(json_object_get(p->data, "pid"));
+    const char *roff = json_string_value(json_object_get(p->data, "offset"));
+    if (rpid != NULL && strlen(rpid) < sizeof(s->pid) && roff != NULL && strlen(roff) < 24) {
+        json_object_set_new(s->pending_auth, "pid", json_string(rpid));
+        json_object_set_new(s->pending_auth, "offset", json_string(roff));
+    }
     session_ref(s); /* held by the authentication chain */
     s->cmd = session_exists(w->redis, s->hub.claims.sid, on_auth_session, s);
     if (s->cmd == NULL) {
@@ -784,8 +931,7 @@ static void handle_event(http_worker_t *w, sio_session_t *s, siop_packet_t *p)
         if ((room != NULL && strlen(room) != json_string_length(room_v)) || (event != NULL && strlen(event) != json_string_length(event_v)))
             room = NULL; /* an embedded U+0000: refused below */
         json_t *data = json_object_get(arg, "data");
-        if (room == NULL || event == NULL || !hub_room_name_valid(event, strlen(event)) || strcmp(event, "change") == 0 ||
-            strcmp(event, "presence") == 0) {
+        if (room == NULL || !hub_event_name_valid(event)) {
             ack_error(w, s, p->has_ack, p->ack_id, 400, "publish takes {room, event, data} with a valid event name");
             return;
         }
@@ -909,6 +1055,8 @@ static void session_close(http_worker_t *w, sio_session_t *s, const char *why, b
     s->cmd = NULL;
     s->job = NULL;
     s->hub.dead = true;
+    if (s->connected)
+        recovery_save(w, s);
     hub_leave_all(w, &s->hub);
     wake_io(w, s, io_worker);
     registry_remove(s);

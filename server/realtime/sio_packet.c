@@ -127,3 +127,17 @@ char *siop_encode_event(const char *event, size_t event_len, const char *data, s
     *len = (size_t)n;
     return out;
 }
+
+char *siop_encode_event_offset(const char *event, size_t event_len, const char *data, size_t data_len, uint64_t seq, size_t *len)
+{
+    char *base = siop_encode_event(event, event_len, data, data_len, len);
+    if (seq == 0)
+        return base;
+    /* 42[...] -> 42[...,"<seq>"] */
+    char *out = malloc(*len + 32);
+    memcpy(out, base, *len - 1);
+    int n = snprintf(out + *len - 1, 32, ",\"%llu\"]", (unsigned long long)seq);
+    *len = *len - 1 + (size_t)n;
+    free(base);
+    return out;
+}

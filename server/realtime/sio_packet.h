@@ -47,4 +47,7 @@ char *siop_encode(siop_type_t type, const char *nsp, bool has_ack, uint64_t ack_
 /* Writes an EVENT packet ["event", data] (data is JSON text) as an Engine.IO message; malloc'd. */
 char *siop_encode_event(const char *event, size_t event_len, const char *data, size_t data_len, size_t *len);
 
+/* Like siop_encode_event, with the Socket.IO recovery offset (seq as a string) appended as the last argument when seq > 0. */
+char *siop_encode_event_offset(const char *event, size_t event_len, const char *data, size_t data_len, uint64_t seq, size_t *len);
+
 #endif
