@@ -7,7 +7,8 @@
 // Socket.IO event names refused, binary attachments) and of data API change events
 // (INSERT/UPDATE/DELETE, one per row of bulk writes); events right after a join ack; ack errors
 // of join/publish/leave (403 forbidden rooms, 400 bad names); leave stops delivery;
-// connection-state recovery after a reconnect; a long-polling sid is per instance; expired
+// connection-state recovery after a reconnect (also on the other instance; never with another
+// user's pid); a long-polling sid is per instance; expired
 // tokens and unanswered pings close the socket; a logged-out session's sockets close within 5 s
 // on both instances.
 import assert from 'node:assert/strict';
@@ -398,6 +399,56 @@ describe('recovery and sessions across instances', () => {
     s.close();
     assert.deepEqual({ recovered, got }, { recovered: true, got: missed },
       'after a reconnect the missed events are delivered (Socket.IO connection-state recovery, issue 6 item 5)');
+  });
+
+  test('connection-state recovery on the other instance: missed events replayed, rooms kept', async () => {
+    const room = `recover-x-${marker()}`;
+    const s1 = await connect(A, member.access_token, { transport: 'websocket' });
+    await join(s1, room);
+    await emitUntilReceived(B, admin.access_token, room, 'before', s1);
+    const { _pid: pid, _lastOffset: offset } = s1;
+    assert.equal(typeof pid, 'string', 'the CONNECT reply carries a pid');
+    assert.equal(typeof offset, 'string', 'events carry an offset');
+    s1.io.engine.close();
+    await waitFor(() => !s1.connected, { timeoutMs: 3000, message: 'the disconnect' });
+    const tag = marker();
+    const missed = [];
+    for (let i = 0; i < 3; i++) missed.push(await emitOk(A, admin.access_token, room, 'missed', { tag, i }));
+    const s2 = await connect(B, undefined, { transport: 'polling', auth: { token: member.access_token, pid, offset } });
+    await waitFor(() => eventsOf(s2, 'missed', (p) => p.data?.tag === tag).length === 3, { timeoutMs: 5000, message: 'the three missed events on B' });
+    assert.deepEqual(eventsOf(s2, 'missed', (p) => p.data?.tag === tag).map((e) => e.payload.seq), missed);
+    // still in the room without joining again
+    const live = marker();
+    await emitOk(A, admin.access_token, room, 'live', { live });
+    await waitEvent(s2, 'live', (p) => p.data?.live === live, { what: 'a live event of the recovered room' });
+    s2.close();
+  });
+
+  test("a pid of someone else's session recovers nothing (other user, other tenant)", async () => {
+    const room = `victim-${marker()}`;
+    const victim = await connect(A, member.access_token, { transport: 'websocket' });
+    await join(victim, room);
+    await emitUntilReceived(B, admin.access_token, room, 'before', victim);
+    const { _pid: pid, _lastOffset: offset } = victim;
+    assert.equal(typeof pid, 'string');
+    victim.io.engine.close();
+    await waitFor(() => !victim.connected, { timeoutMs: 3000, message: 'the disconnect' });
+    const secret = marker('SECRET');
+    await emitOk(A, admin.access_token, room, 'missed', { secret });
+    await emitOk(A, admin.access_token, `user:${member.user.id}`, 'missed', { secret });
+    const globex = await loginAs(A, 'member', 'globex');
+    for (const [who, token] of [['viewer', viewer.access_token], ['globex member', globex.access_token]]) {
+      let thief;
+      try {
+        thief = await connect(B, undefined, { transport: 'websocket', auth: { token, pid, offset } });
+      } catch {
+        continue; // refusing the CONNECT is fine too
+      }
+      await emitOk(A, admin.access_token, room, 'later', { secret });
+      await sleep(700);
+      assert.ok(!JSON.stringify(thief.events).includes(secret), `${who} recovered another session's events: ${JSON.stringify(thief.events).slice(0, 500)}`);
+      thief.close();
+    }
   });
 
   test('a long-polling sid of A is unknown on B (sticky sessions needed, as the README says)', async () => {
