@@ -182,10 +182,12 @@ static void presence_touch(http_worker_t *w, hub_client_t *c, const char *room, 
     }
 }
 
-/* Announces a join or leave in the room (only for rooms people share: not user:/role: rooms of one). */
+/* Announces a join or leave in a custom room. The rooms every client joins by itself (tenant,
+ * user:, role:) and the change feeds (table:) get no announcements: there, every connect would
+ * be sent to every member, n² messages for n members; presence(room) still answers for them. */
 static void presence_announce(http_worker_t *w, hub_client_t *c, const char *room, bool joined)
 {
-    if (strncmp(room, "user:", 5) == 0)
+    if (strcmp(room, "tenant") == 0 || strncmp(room, "user:", 5) == 0 || strncmp(room, "role:", 5) == 0 || strncmp(room, "table:", 6) == 0)
         return;
     char data[160];
     snprintf(data, sizeof(data), "{\"joined\":[%s%s%s],\"left\":[%s%s%s]}", joined ? "\"" : "", joined ? c->claims.sub : "",
