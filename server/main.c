@@ -5,6 +5,7 @@
  */
 #include <stdio.h>
 #include <string.h>
+#include <unistd.h>
 
 #include <jansson.h>
 
@@ -19,8 +20,9 @@
 #include "realtime/sio.h"
 #include "security/password.h"
 
-/* Argon2id INTERACTIVE needs 64 MiB per hash: two threads bound that to 128 MiB. */
-#define PASSWORD_THREADS 2
+/* Argon2id INTERACTIVE needs 64 MiB and ~70 ms of a core per hash: half the cores (at least one,
+ * at most 4, i.e. 256 MiB) hash, so a login flood cannot starve the event loops. */
+#define PASSWORD_THREADS_MAX 4
 #define PASSWORD_QUEUE_MAX 256
 
 static void on_reload(http_worker_t *w)
@@ -86,7 +88,11 @@ int main(int argc, char **argv)
     log_set_level(cfg.log_level);
     if (guard_init(&cfg) != 0)
         return 2;
-    if (password_init() != 0 || workpool_start(PASSWORD_THREADS, PASSWORD_QUEUE_MAX) != 0) {
+    long cores = sysconf(_SC_NPROCESSORS_ONLN);
+    int pw_threads = cores >= 2 ? (int)(cores / 2) : 1;
+    if (pw_threads > PASSWORD_THREADS_MAX)
+        pw_threads = PASSWORD_THREADS_MAX;
+    if (password_init() != 0 || workpool_start(pw_threads, PASSWORD_QUEUE_MAX) != 0) {
         fprintf(stderr, "tenantd: cannot start the password workers\n");
         return 1;
     }

@@ -72,7 +72,8 @@ static db_stmt_t membership_stmt = {"auth_membership",
                                     "SELECT t.id::text, t.slug, t.name, t.status, array_to_json(m.roles)::text, u.email"
                                     " FROM tenantd.memberships m JOIN tenantd.tenants t ON t.id = m.tenant_id"
                                     " JOIN tenantd.users u ON u.id = m.user_id"
-                                    " WHERE m.user_id = $1::uuid AND (t.id::text = $2 OR t.slug = $2)"
+                                    " WHERE m.user_id = $1::uuid AND (t.slug = $2 OR t.id = (CASE WHEN $2 ~"
+                                    " '^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$' THEN $2::uuid END))"
                                     " UNION ALL SELECT '" GUARD_PLATFORM_TID "', '" AUTH_PLATFORM_SLUG "', 'Platform', 'active',"
                                     " '[\"platform_admin\"]', u.email FROM tenantd.users u WHERE u.id = $1::uuid"
                                     " AND u.is_platform_admin AND ($2 = '" GUARD_PLATFORM_TID "' OR $2 = '" AUTH_PLATFORM_SLUG "')",
@@ -603,6 +604,7 @@ static void on_login_rate(void *data, redisReply *reply, const char *err)
     /* every attempt is counted before the password is checked (so parallel guesses cannot slip
      * past the limit) and given back when it succeeds */
     if (reply->element[0]->integer > LOGIN_FAILURES_MAX) {
+        release_login_attempt(f); /* a refused attempt checked no password: it does not count */
         f->pw = NULL;
         free(lj);
         char ra[24];
@@ -904,16 +906,33 @@ void auth_sessions_revoke(http_request_t *hr)
 
 /* ---------------------------------------------------------------- me, jwks */
 
-static void on_me_loaded(void *data, const db_result_t *res)
+/* /me needs only the e-mail from Postgres (the guard has the rest): a per-thread cache keeps it off
+ * the hot path. E-mail addresses do not change through the API; entries live ME_CACHE_MS. */
+#define ME_CACHE_SLOTS 1024
+#define ME_CACHE_MS 60000
+
+typedef struct {
+    char user_id[64];
+    char email[256];
+    uint64_t at;
+} me_entry_t;
+
+static _Thread_local me_entry_t *me_cache;
+
+static me_entry_t *me_slot(const char *user_id)
 {
-    auth_flow_t *f = data;
-    f->job = NULL;
-    http_request_t *hr = f->hr;
-    hr->cancel = NULL;
-    if (res->status != DB_OK || PQntuples(res->results[0]) != 1) {
-        http_send_problem_retry(hr, PROBLEM_UNAVAILABLE, "the database is unavailable", 1);
-        return;
-    }
+    if (me_cache == NULL)
+        me_cache = calloc(ME_CACHE_SLOTS, sizeof(*me_cache));
+    uint64_t h = 1469598103934665603ull;
+    for (const char *p = user_id; *p; p++)
+        h = (h ^ (unsigned char)*p) * 1099511628211ull;
+    return &me_cache[h % ME_CACHE_SLOTS];
+}
+
+static db_stmt_t user_email_stmt = {"auth_user_email", "SELECT email FROM tenantd.users WHERE id = $1::uuid", 1, 0};
+
+static void send_me(http_request_t *hr, const char *email)
+{
     const guard_principal_t *p = hr->principal;
     json_t *roles = json_array();
     for (int i = 0; i < p->claims.nroles; i++)
@@ -922,11 +941,31 @@ static void on_me_loaded(void *data, const db_result_t *res)
     json_error_t jerr;
     json_t *perms = perms_text != NULL ? json_loads(perms_text, 0, &jerr) : NULL;
     free(perms_text);
-    json_t *out = json_pack("{s:{s:s, s:s}, s:{s:s, s:s, s:s}, s:o, s:o, s:s}", "user", "id", p->claims.sub, "email",
-                            PQgetvalue(res->results[0], 0, 5), "tenant", "id", p->claims.tid, "slug", p->tenant_slug, "name",
-                            p->tenant_name, "roles", roles, "permissions", perms != NULL ? perms : json_array(), "session_id",
-                            p->claims.sid);
+    json_t *out = json_pack("{s:{s:s, s:s}, s:{s:s, s:s, s:s}, s:o, s:o, s:s}", "user", "id", p->claims.sub, "email", email, "tenant",
+                            "id", p->claims.tid, "slug", p->tenant_slug, "name", p->tenant_name, "roles", roles, "permissions",
+                            perms != NULL ? perms : json_array(), "session_id", p->claims.sid);
     body_send_json(hr, 200, out);
+}
+
+static void on_me_email(void *data, const db_result_t *res)
+{
+    auth_flow_t *f = data;
+    f->job = NULL;
+    http_request_t *hr = f->hr;
+    hr->cancel = NULL;
+    if (res->status != DB_OK) {
+        http_send_problem_retry(hr, PROBLEM_UNAVAILABLE, "the database is unavailable", 1);
+        return;
+    }
+    if (PQntuples(res->results[0]) != 1) {
+        http_send_problem(hr, PROBLEM_UNAUTHORIZED, "the user no longer exists");
+        return;
+    }
+    me_entry_t *e = me_slot(hr->principal->claims.sub);
+    snprintf(e->user_id, sizeof(e->user_id), "%s", hr->principal->claims.sub);
+    snprintf(e->email, sizeof(e->email), "%s", PQgetvalue(res->results[0], 0, 0));
+    e->at = h2o_now(hr->worker->ctx.loop);
+    send_me(hr, e->email);
 }
 
 void auth_me(http_request_t *hr)
@@ -947,10 +986,15 @@ void auth_me(http_request_t *hr)
                                  perms != NULL ? perms : json_array()));
         return;
     }
+    me_entry_t *e = me_slot(p->claims.sub);
+    if (strcmp(e->user_id, p->claims.sub) == 0 && h2o_now(hr->worker->ctx.loop) - e->at < ME_CACHE_MS) {
+        send_me(hr, e->email);
+        return;
+    }
     auth_flow_t *f = flow_new(hr);
-    const char *params[2] = {hr->principal->claims.sub, hr->principal->claims.tid};
+    const char *params[1] = {p->claims.sub};
     db_status_t st;
-    f->job = db_query(hr->worker->db, &membership_stmt, params, on_me_loaded, f, &st);
+    f->job = db_query(hr->worker->db, &user_email_stmt, params, on_me_email, f, &st);
     if (f->job == NULL)
         flow_unavailable(f, "the database is unavailable");
 }
@@ -966,7 +1010,7 @@ void auth_jwks(http_request_t *hr)
 void auth_init(void)
 {
     db_stmt_t *stmts[] = {&signup_user_stmt, &signup_tenant_stmt, &signup_member_stmt, &audit_stmt,
-                          &audit_by_slug_stmt, &login_user_stmt, &membership_stmt, &rehash_stmt};
+                          &audit_by_slug_stmt, &login_user_stmt, &membership_stmt, &rehash_stmt, &user_email_stmt};
     for (size_t i = 0; i < sizeof(stmts) / sizeof(stmts[0]); i++)
         db_stmt_register(stmts[i]);
 }
