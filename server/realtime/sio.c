@@ -13,8 +13,9 @@
  * WebSocket each hold one; the last release frees the session on whatever thread it happens.
  *
  * Limits: maxPayload for packets and POST bodies, a bounded outgoing queue (a slow reader is
- * disconnected), a rate limit on client events, at most HUB_ROOMS_PER_CLIENT rooms, pings at
- * pingInterval with the connection closed after a missed pong, and the access token's expiry.
+ * disconnected), a rate limit on client events, at most HUB_ROOMS_PER_CLIENT rooms, a ping
+ * pingInterval after the handshake or the last pong with the connection closed when no pong came
+ * within pingTimeout, and the access token's expiry.
  */
 #include "realtime/sio.h"
 
@@ -64,9 +65,15 @@ typedef struct sio_session {
     int parked_worker;
     h2o_websocket_conn_t *ws;  /* dereferenced only on io_worker */
     bool closed, going_away;
+    bool client_closed;             /* the client sent "1": a parked poll gets a noop */
+    bool upgrading;                 /* probe answered: a parked poll is released with a noop */
+    h2o_websocket_conn_t *probe_ws; /* a WebSocket upgrading this session, before its "5"; only on probe_worker */
+    int probe_worker;
+    _Atomic uint64_t pong_deadline_ms; /* any thread: while a ping awaits its pong, when the session is dead (mono_ms); else 0 */
     /* --- owner thread only --- */
     bool connected;
     bool awaiting_pong;
+    uint64_t ping_base_ms; /* when the pingInterval timer was armed (mono_ms) */
     h2o_timeout_entry_t ping;
     char *cookie_token;
     redis_cmd_t *cmd;
@@ -78,7 +85,8 @@ typedef struct sio_session {
 
 typedef struct {
     h2o_multithread_receiver_t rx;
-    h2o_timeout_t ping_timeout;
+    h2o_timeout_t ping_timeout; /* pingInterval: when the next ping is due */
+    h2o_timeout_t pong_timeout; /* pingTimeout: when an unanswered ping closes the session */
     http_worker_t *worker;
 } sio_worker_t;
 
@@ -109,6 +117,14 @@ static void io_drain(http_worker_t *self, sio_session_t *s);
 static void process_engine_packet(http_worker_t *w, sio_session_t *s, const char *p, size_t len);
 
 /* ---------------------------------------------------------------- sessions and registry */
+
+/* Milliseconds of CLOCK_MONOTONIC, comparable across workers. */
+static uint64_t mono_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+}
 
 static uint64_t sid_hash(const char *sid)
 {
@@ -223,6 +239,15 @@ static void inbound(http_worker_t *self, sio_session_t *s, const char *text, siz
         post(s->owner, MSG_INBOUND, s, text, len);
 }
 
+/* Closes the session from any worker (the owner does it). */
+static void close_from(http_worker_t *self, sio_session_t *s, const char *why)
+{
+    if (self->index == s->owner)
+        session_close(self, s, why, false);
+    else
+        post(s->owner, MSG_CLOSE, s, why, strlen(why));
+}
+
 /* Asks the transport's worker to drain the queue. */
 static void wake_io(http_worker_t *self, sio_session_t *s, int io_worker)
 {
@@ -279,9 +304,25 @@ static void send_eio_error(http_request_t *hr, int code, const char *message)
 
 static bool ws_in_callback(h2o_websocket_conn_t *ws);
 
+/* A WebSocket of this worker that was upgrading a session now closed: close it too. */
+static void close_stale_probe(http_worker_t *self, sio_session_t *s)
+{
+    pthread_mutex_lock(&s->mu);
+    h2o_websocket_conn_t *probe = s->closed && s->probe_worker == self->index ? s->probe_ws : NULL;
+    if (probe != NULL)
+        s->probe_ws = NULL;
+    pthread_mutex_unlock(&s->mu);
+    if (probe != NULL) {
+        wslay_event_queue_close(probe->ws_ctx, 1000, NULL, 0);
+        if (probe->sock != NULL)
+            h2o_websocket_proceed(probe);
+    }
+}
+
 /* Drains the queue into the transport living on this worker. */
 static void io_drain(http_worker_t *self, sio_session_t *s)
 {
+    close_stale_probe(self, s);
     pthread_mutex_lock(&s->mu);
     if (s->io == IO_WS && s->io_worker == self->index && s->ws != NULL) {
         h2o_websocket_conn_t *ws = s->ws;
@@ -314,7 +355,7 @@ static void io_drain(http_worker_t *self, sio_session_t *s)
         pthread_mutex_unlock(&s->mu);
         return;
     }
-    if (s->io == IO_POLL && s->nout == 0 && !s->closed) {
+    if (s->io == IO_POLL && s->nout == 0 && !s->closed && !s->upgrading) {
         pthread_mutex_unlock(&s->mu);
         return;
     }
@@ -334,7 +375,8 @@ static void io_drain(http_worker_t *self, sio_session_t *s)
         s->nout = 0;
         s->outbytes = 0;
         if (pos == 0) {
-            body[pos++] = s->closed ? '1' : '6';
+            /* closed by us: "1"; closed by the client, or released for an upgrade: a noop */
+            body[pos++] = s->closed && !s->client_closed ? '1' : '6';
         }
     } else {
         body[pos++] = '6'; /* upgraded to WebSocket: release the poll */
@@ -400,6 +442,8 @@ static void ws_message_inner(h2o_websocket_conn_t *conn, const struct wslay_even
             s->ws = NULL;
             s->io = IO_NONE;
         }
+        if (s->probe_ws == conn)
+            s->probe_ws = NULL;
         pthread_mutex_unlock(&s->mu);
         h2o_websocket_close(conn);
         if (was_transport) {
@@ -422,6 +466,13 @@ static void ws_message_inner(h2o_websocket_conn_t *conn, const struct wslay_even
     if (len == 6 && memcmp(text, "2probe", 6) == 0) {
         struct wslay_event_msg msg = {WSLAY_TEXT_FRAME, (const uint8_t *)"3probe", 6};
         wslay_event_queue_msg(conn->ws_ctx, &msg); /* sent by the running proceed loop */
+        /* the client now pauses polling: it waits for its pending GET, which gets a noop */
+        pthread_mutex_lock(&s->mu);
+        s->upgrading = true;
+        int parked_worker = s->parked != NULL ? s->parked_worker : -1;
+        pthread_mutex_unlock(&s->mu);
+        if (parked_worker >= 0)
+            wake_io(w, s, parked_worker);
         return;
     }
     if (len == 1 && text[0] == '5') {
@@ -430,6 +481,8 @@ static void ws_message_inner(h2o_websocket_conn_t *conn, const struct wslay_even
         int parked_worker = s->parked != NULL ? s->parked_worker : -1;
         s->io = IO_WS;
         s->ws = conn;
+        if (s->probe_ws == conn)
+            s->probe_ws = NULL;
         s->io_worker = w->index;
         pthread_mutex_unlock(&s->mu);
         if (parked_worker >= 0)
@@ -440,13 +493,13 @@ static void ws_message_inner(h2o_websocket_conn_t *conn, const struct wslay_even
     inbound(w, s, text, len);
 }
 
-/* Upgrades hr to a WebSocket for s (new session or upgrade of a polling one). */
-static bool upgrade(http_request_t *hr, sio_session_t *s, bool as_transport)
+/* Upgrades hr to a WebSocket for s (new session or upgrade of a polling one); NULL when hr was no WebSocket handshake. */
+static h2o_websocket_conn_t *upgrade(http_request_t *hr, sio_session_t *s, bool as_transport)
 {
     const char *key;
     if (hr->req->version >= 0x200 || h2o_is_websocket_handshake(hr->req, &key) != 0 || key == NULL) {
         send_eio_error(hr, 3, "Bad request");
-        return false;
+        return NULL;
     }
     session_ref(s); /* the WebSocket's */
     hr->answered = true;
@@ -464,7 +517,7 @@ static bool upgrade(http_request_t *hr, sio_session_t *s, bool as_transport)
         pthread_mutex_unlock(&s->mu);
         io_drain(hr->worker, s); /* queued now, written once the 101 is out */
     }
-    return true;
+    return conn;
 }
 
 /* ---------------------------------------------------------------- Socket.IO (owner thread) */
@@ -997,12 +1050,22 @@ static void process_engine_packet(http_worker_t *w, sio_session_t *s, const char
         return;
     switch (p[0]) {
     case '3':
-        s->awaiting_pong = false;
+        if (s->awaiting_pong) {
+            /* the next ping is due pingInterval from now */
+            s->awaiting_pong = false;
+            atomic_store(&s->pong_deadline_ms, 0);
+            s->ping_base_ms = mono_ms();
+            h2o_timeout_unlink(&s->ping);
+            h2o_timeout_link(w->ctx.loop, &sio_of(w)->ping_timeout, &s->ping);
+        }
         break;
     case '4':
         process_sio_packet(w, s, p + 1, len - 1);
         break;
     case '1':
+        pthread_mutex_lock(&s->mu);
+        s->client_closed = true;
+        pthread_mutex_unlock(&s->mu);
         session_close(w, s, "client closed", false);
         break;
     case '6':
@@ -1028,8 +1091,10 @@ static void on_ping(h2o_timeout_entry_t *entry)
         return;
     }
     s->awaiting_pong = true;
+    /* counted from when the ping was due, so that a late timer cannot stretch the deadline */
+    atomic_store(&s->pong_deadline_ms, s->ping_base_ms + (uint64_t)sio_ping_interval_ms + (uint64_t)sio_ping_timeout_ms);
     enqueue_copy(w, s, "2");
-    h2o_timeout_link(w->ctx.loop, &sio_of(w)->ping_timeout, &s->ping);
+    h2o_timeout_link(w->ctx.loop, &sio_of(w)->pong_timeout, &s->ping);
 }
 
 static void session_close(http_worker_t *w, sio_session_t *s, const char *why, bool going_away)
@@ -1042,6 +1107,7 @@ static void session_close(http_worker_t *w, sio_session_t *s, const char *why, b
     s->closed = true;
     s->going_away = going_away;
     int io_worker = s->parked != NULL ? s->parked_worker : s->io != IO_NONE ? s->io_worker : -1;
+    int probe_worker = s->probe_ws != NULL ? s->probe_worker : -1;
     pthread_mutex_unlock(&s->mu);
     log_debug(NULL, "socket.io session %s closed: %s", s->sid, why);
     if (h2o_timeout_is_linked(&s->ping))
@@ -1059,6 +1125,8 @@ static void session_close(http_worker_t *w, sio_session_t *s, const char *why, b
         recovery_save(w, s);
     hub_leave_all(w, &s->hub);
     wake_io(w, s, io_worker);
+    if (probe_worker >= 0 && probe_worker != io_worker)
+        wake_io(w, s, probe_worker);
     registry_remove(s);
 }
 
@@ -1091,6 +1159,7 @@ static sio_session_t *sio_session_new(http_request_t *hr)
         }
     }
     s->ping.cb = on_ping;
+    s->ping_base_ms = mono_ms();
     h2o_timeout_link(w->ctx.loop, &sio_of(w)->ping_timeout, &s->ping);
     pthread_mutex_lock(&registry_mu);
     uint64_t b = sid_hash(s->sid);
@@ -1137,14 +1206,18 @@ static void handle_poll_get(http_request_t *hr, sio_session_t *s)
 {
     pthread_mutex_lock(&s->mu);
     if (s->parked != NULL || s->io == IO_WS) {
+        /* a second concurrent GET closes the session (the first one gets "1"); after an upgrade, 400 only */
+        bool overlap = s->io != IO_WS;
         pthread_mutex_unlock(&s->mu);
+        if (overlap)
+            close_from(hr->worker, s, "overlapping polls");
         send_eio_error(hr, 3, "Bad request");
         return;
     }
     s->parked = hr;
     s->parked_worker = hr->worker->index;
     s->io = s->io == IO_NONE ? IO_POLL : s->io;
-    bool ready = s->nout > 0 || s->closed;
+    bool ready = s->nout > 0 || s->closed || s->upgrading;
     pthread_mutex_unlock(&s->mu);
     session_ref(s); /* the parked request's */
     hr->handler_data = s;
@@ -1164,8 +1237,15 @@ static void handle_poll_post(http_request_t *hr, sio_session_t *s)
     while (p < end) {
         const char *sep = memchr(p, '\x1e', (size_t)(end - p));
         const char *stop = sep != NULL ? sep : end;
-        if (stop > p)
+        if (stop > p) {
+            /* the owner closes the session on a packet type a client may not send by polling: 400 for this POST */
+            bool known = memchr("1346", p[0], 4) != NULL;
             inbound(hr->worker, s, p, (size_t)(stop - p));
+            if (!known) {
+                send_eio_error(hr, 3, "Bad request");
+                return;
+            }
+        }
         p = stop + 1;
     }
     send_text(hr, 200, "ok", 2);
@@ -1219,10 +1299,30 @@ void sio_handle(http_request_t *hr)
         send_eio_error(hr, 1, "Session ID unknown");
         return;
     }
+    uint64_t deadline = atomic_load(&s->pong_deadline_ms);
+    if (deadline != 0 && mono_ms() >= deadline) {
+        /* its pong is overdue: the session is dead even if the owner's timer has not fired yet */
+        close_from(hr->worker, s, "ping timeout");
+        send_eio_error(hr, 1, "Session ID unknown");
+        session_unref(s);
+        return;
+    }
     if (websocket) {
-        if (!is_get || !upgrade(hr, s, false)) {
+        /* one WebSocket per session: a second one (while upgrading or after) is accepted, then closed */
+        h2o_websocket_conn_t *conn = is_get ? upgrade(hr, s, false) : NULL;
+        if (conn == NULL) {
             if (!hr->answered)
                 send_eio_error(hr, 3, "Bad request");
+        } else {
+            pthread_mutex_lock(&s->mu);
+            bool taken = s->io == IO_WS || s->probe_ws != NULL;
+            if (!taken) {
+                s->probe_ws = conn;
+                s->probe_worker = hr->worker->index;
+            }
+            pthread_mutex_unlock(&s->mu);
+            if (taken)
+                wslay_event_queue_close(conn->ws_ctx, 1008, NULL, 0); /* written once the 101 is out */
         }
     } else if (is_get) {
         handle_poll_get(hr, s);
@@ -1246,6 +1346,7 @@ void sio_worker_start(http_worker_t *w)
     sw->worker = w;
     h2o_multithread_register_receiver(w->ctx.queue, &sw->rx, on_messages);
     h2o_timeout_init(w->ctx.loop, &sw->ping_timeout, (uint64_t)sio_ping_interval_ms);
+    h2o_timeout_init(w->ctx.loop, &sw->pong_timeout, (uint64_t)sio_ping_timeout_ms);
     w->sio = sw;
 }
 
