@@ -16,6 +16,9 @@
  * disconnected), a rate limit on client events, at most HUB_ROOMS_PER_CLIENT rooms, a ping
  * pingInterval after the handshake or the last pong with the connection closed when no pong came
  * within pingTimeout, and the access token's expiry.
+ *
+ * Echo mode (the last section, sio_set_echo_mode) turns the module into the test server of the
+ * official conformance suites; only tests/conformance/sio_echo enables it.
  */
 #include "realtime/sio.h"
 
@@ -81,6 +84,7 @@ typedef struct sio_session {
     uint64_t rate_window;
     int rate_count;
     json_t *pending_auth; /* CONNECT payload while authenticating */
+    struct sio_echo *echo; /* echo mode only (see its section); NULL in tenantd */
 } sio_session_t;
 
 typedef struct {
@@ -115,6 +119,11 @@ static void connect_finish(http_worker_t *w, sio_session_t *s, json_t *rooms, co
 static bool recovery_start(http_worker_t *w, sio_session_t *s, const char *pid);
 static void io_drain(http_worker_t *self, sio_session_t *s);
 static void process_engine_packet(http_worker_t *w, sio_session_t *s, const char *p, size_t len);
+static struct sio_echo *echo_new(http_request_t *hr, sio_session_t *s);
+static void echo_free(struct sio_echo *e);
+static bool echo_engine_packet(http_worker_t *w, sio_session_t *s, const char *p, size_t len);
+static void echo_ws_binary_out(h2o_websocket_conn_t *ws, const char *b64, size_t len);
+static void echo_ws_binary_in(http_worker_t *w, sio_session_t *s, const uint8_t *data, size_t len);
 
 /* ---------------------------------------------------------------- sessions and registry */
 
@@ -151,6 +160,7 @@ static void session_unref(sio_session_t *s)
     if (s->pending_auth != NULL)
         json_decref(s->pending_auth);
     rbac_grants_free(s->hub.grants);
+    echo_free(s->echo);
     pthread_mutex_destroy(&s->mu);
     free(s);
 }
@@ -327,8 +337,12 @@ static void io_drain(http_worker_t *self, sio_session_t *s)
     if (s->io == IO_WS && s->io_worker == self->index && s->ws != NULL) {
         h2o_websocket_conn_t *ws = s->ws;
         for (size_t i = 0; i < s->nout; i++) {
-            struct wslay_event_msg msg = {WSLAY_TEXT_FRAME, (const uint8_t *)s->outq[i], s->outlen[i]};
-            wslay_event_queue_msg(ws->ws_ctx, &msg); /* wslay copies the message */
+            if (s->echo != NULL && s->outq[i][0] == 'b') {
+                echo_ws_binary_out(ws, s->outq[i] + 1, s->outlen[i] - 1);
+            } else {
+                struct wslay_event_msg msg = {WSLAY_TEXT_FRAME, (const uint8_t *)s->outq[i], s->outlen[i]};
+                wslay_event_queue_msg(ws->ws_ctx, &msg); /* wslay copies the message */
+            }
             free(s->outq[i]);
         }
         s->nout = 0;
@@ -454,6 +468,10 @@ static void ws_message_inner(h2o_websocket_conn_t *conn, const struct wslay_even
         }
         free(ctx);
         session_unref(s); /* the WebSocket's reference */
+        return;
+    }
+    if (arg->opcode == WSLAY_BINARY_FRAME && s->echo != NULL) {
+        echo_ws_binary_in(w, s, arg->msg, arg->msg_length);
         return;
     }
     if (arg->opcode != WSLAY_TEXT_FRAME) {
@@ -1048,6 +1066,8 @@ static void process_engine_packet(http_worker_t *w, sio_session_t *s, const char
     pthread_mutex_unlock(&s->mu);
     if (closed || len == 0)
         return;
+    if (s->echo != NULL && echo_engine_packet(w, s, p, len))
+        return;
     switch (p[0]) {
     case '3':
         if (s->awaiting_pong) {
@@ -1158,6 +1178,7 @@ static sio_session_t *sio_session_new(http_request_t *hr)
                 s->cookie_token = strndup(p, n);
         }
     }
+    s->echo = echo_new(hr, s);
     s->ping.cb = on_ping;
     s->ping_base_ms = mono_ms();
     h2o_timeout_link(w->ctx.loop, &sio_of(w)->ping_timeout, &s->ping);
@@ -1239,7 +1260,7 @@ static void handle_poll_post(http_request_t *hr, sio_session_t *s)
         const char *stop = sep != NULL ? sep : end;
         if (stop > p) {
             /* the owner closes the session on a packet type a client may not send by polling: 400 for this POST */
-            bool known = memchr("1346", p[0], 4) != NULL;
+            bool known = memchr("1346", p[0], 4) != NULL || (p[0] == 'b' && s->echo != NULL);
             inbound(hr->worker, s, p, (size_t)(stop - p));
             if (!known) {
                 send_eio_error(hr, 3, "Bad request");
@@ -1363,4 +1384,285 @@ void sio_worker_stop(http_worker_t *w)
     h2o_multithread_unregister_receiver(w->ctx.queue, &sw->rx);
     free(sw);
     w->sio = NULL;
+}
+
+/* ================================================================================================
+ * Echo mode: the test server of the official conformance suites (tests/conformance/sio_echo).
+ *
+ * Nothing here runs in tenantd: sio_set_echo_mode is called only by sio_echo, and every hook in
+ * the code above tests s->echo, which stays NULL unless echo mode was on when the session was
+ * opened. Sessions opened under /engine.io/ echo Engine.IO messages; sessions under /socket.io/
+ * behave as the reference server of the Socket.IO suite (its Readme, "Test suite"): CONNECT to
+ * "/" or "/custom" without authentication, an "auth" event with the CONNECT payload, "message"
+ * echoed as "message-back", events with an ack id acked with their arguments, other events
+ * echoed under their own name. Binary attachments are kept as their polling form ("b" + base64)
+ * in the outgoing queue and leave a WebSocket as binary frames.
+ *
+ * The "auth" event follows the CONNECT answer ECHO_AUTH_DELAY_MS later: the suites read the two
+ * with two successive one-shot listeners, so over WebSocket they must not reach the client in the
+ * same read (sent back to back they share a TCP segment and the suite misses the second one).
+ * ================================================================================================ */
+
+#define ECHO_MAX_ATTACHMENTS 16
+#define ECHO_MAX_PENDING_AUTH 4
+#define ECHO_AUTH_DELAY_MS 25
+
+typedef enum { ECHO_ENGINE, ECHO_SOCKET } echo_kind_t;
+
+struct sio_echo {
+    sio_session_t *s;
+    echo_kind_t kind;
+    unsigned nsps;          /* connected namespaces: 1 "/", 2 "/custom" (owner thread) */
+    bool has_pending;       /* a binary packet waiting for its attachments */
+    siop_packet_t pending;
+    char *att[ECHO_MAX_ATTACHMENTS]; /* its attachments so far, as "b<base64>" */
+    int natt;
+    h2o_timeout_entry_t auth_timer;   /* linked (holding a session reference) while auth events wait */
+    char *auth[ECHO_MAX_PENDING_AUTH]; /* encoded "auth" events not sent yet */
+    size_t auth_len[ECHO_MAX_PENDING_AUTH];
+    int nauth;
+};
+
+static bool sio_echo_enabled;
+static _Thread_local h2o_timeout_t echo_auth_delay; /* per worker, set up on first use */
+static _Thread_local bool echo_auth_delay_ready;
+
+void sio_set_echo_mode(bool on)
+{
+    sio_echo_enabled = on;
+}
+
+static struct sio_echo *echo_new(http_request_t *hr, sio_session_t *s)
+{
+    if (!sio_echo_enabled)
+        return NULL;
+    struct sio_echo *e = calloc(1, sizeof(*e));
+    e->s = s;
+    h2o_iovec_t path = hr->req->path_normalized;
+    e->kind = path.len >= 11 && memcmp(path.base, "/engine.io/", 11) == 0 ? ECHO_ENGINE : ECHO_SOCKET;
+    return e;
+}
+
+static void echo_drop_pending(struct sio_echo *e)
+{
+    if (e->has_pending)
+        siop_free(&e->pending);
+    e->has_pending = false;
+    for (int i = 0; i < e->natt; i++)
+        free(e->att[i]);
+    e->natt = 0;
+}
+
+static void echo_free(struct sio_echo *e)
+{
+    if (e == NULL)
+        return;
+    echo_drop_pending(e);
+    for (int i = 0; i < e->nauth; i++)
+        free(e->auth[i]);
+    free(e);
+}
+
+static unsigned echo_nsp_bit(const char *nsp)
+{
+    return strcmp(nsp, "/") == 0 ? 1u : strcmp(nsp, "/custom") == 0 ? 2u : 0u;
+}
+
+/* Encodes a Socket.IO packet as an Engine.IO message: "4" <type> [<natt>-] [<nsp>,] [<ack id>] <payload>. */
+static char *echo_encode(siop_type_t type, const char *nsp, bool has_ack, uint64_t ack, const json_t *payload, int natt, size_t *len)
+{
+    char *body = json_dumps(payload, JSON_COMPACT | JSON_ENCODE_ANY);
+    size_t cap = strlen(body) + strlen(nsp) + 64;
+    char *out = malloc(cap);
+    int n = snprintf(out, cap, "4%d", (int)type);
+    if (natt > 0)
+        n += snprintf(out + n, cap - (size_t)n, "%d-", natt);
+    if (strcmp(nsp, "/") != 0)
+        n += snprintf(out + n, cap - (size_t)n, "%s,", nsp);
+    if (has_ack)
+        n += snprintf(out + n, cap - (size_t)n, "%llu", (unsigned long long)ack);
+    n += snprintf(out + n, cap - (size_t)n, "%s", body);
+    free(body);
+    *len = (size_t)n;
+    return out;
+}
+
+/* Queues the auth events that wait (owner thread). */
+static void echo_flush_auth(http_worker_t *w, struct sio_echo *e)
+{
+    for (int i = 0; i < e->nauth; i++)
+        session_enqueue(w, e->s, e->auth[i], e->auth_len[i]);
+    e->nauth = 0;
+}
+
+static void on_echo_auth_timer(h2o_timeout_entry_t *entry)
+{
+    struct sio_echo *e = H2O_STRUCT_FROM_MEMBER(struct sio_echo, auth_timer, entry);
+    sio_session_t *s = e->s;
+    echo_flush_auth(server_worker_at(s->owner), e);
+    session_unref(s); /* the timer's */
+}
+
+/* Queues a Socket.IO packet, then its natt attachments; waiting auth events go first. */
+static void echo_send(http_worker_t *w, sio_session_t *s, siop_type_t type, const char *nsp, bool has_ack, uint64_t ack,
+                      const json_t *payload, char *const *att, int natt)
+{
+    echo_flush_auth(w, s->echo);
+    size_t len;
+    char *out = echo_encode(type, nsp, has_ack, ack, payload, natt, &len);
+    session_enqueue(w, s, out, len);
+    for (int i = 0; i < natt; i++)
+        enqueue_copy(w, s, att[i]);
+}
+
+/* Queues the "auth" event of a CONNECT to be sent ECHO_AUTH_DELAY_MS from now. */
+static void echo_send_auth_later(http_worker_t *w, sio_session_t *s, const char *nsp, const json_t *payload)
+{
+    struct sio_echo *e = s->echo;
+    if (e->nauth == ECHO_MAX_PENDING_AUTH)
+        echo_flush_auth(w, e);
+    e->auth[e->nauth] = echo_encode(SIOP_EVENT, nsp, false, 0, payload, 0, &e->auth_len[e->nauth]);
+    e->nauth++;
+    if (h2o_timeout_is_linked(&e->auth_timer))
+        return;
+    if (!echo_auth_delay_ready) {
+        h2o_timeout_init(w->ctx.loop, &echo_auth_delay, ECHO_AUTH_DELAY_MS);
+        echo_auth_delay_ready = true;
+    }
+    e->auth_timer.cb = on_echo_auth_timer;
+    session_ref(s); /* the timer's */
+    h2o_timeout_link(w->ctx.loop, &echo_auth_delay, &e->auth_timer);
+}
+
+/* A complete EVENT (attachments included): ack it, or send it back. */
+static void echo_event(http_worker_t *w, sio_session_t *s, const siop_packet_t *p, char *const *att, int natt)
+{
+    if (!(s->echo->nsps & echo_nsp_bit(p->nsp)))
+        return; /* not connected to that namespace: ignored, as Socket.IO does */
+    const char *name = json_string_value(json_array_get(p->data, 0));
+    json_t *args = json_array();
+    for (size_t i = 1; i < json_array_size(p->data); i++)
+        json_array_append(args, json_array_get(p->data, i));
+    if (p->has_ack) {
+        echo_send(w, s, natt > 0 ? SIOP_BINARY_ACK : SIOP_ACK, p->nsp, true, p->ack_id, args, att, natt);
+    } else {
+        json_t *back = json_array();
+        json_array_append_new(back, strcmp(name, "message") == 0 ? json_string("message-back") : json_string(name));
+        json_array_extend(back, args);
+        echo_send(w, s, natt > 0 ? SIOP_BINARY_EVENT : SIOP_EVENT, p->nsp, false, 0, back, att, natt);
+        json_decref(back);
+    }
+    json_decref(args);
+}
+
+static void echo_socket_packet(http_worker_t *w, sio_session_t *s, const char *text, size_t len)
+{
+    struct sio_echo *e = s->echo;
+    siop_packet_t p;
+    if (e->has_pending || siop_parse(text, len, &p) != 0) {
+        /* plain text while attachments are due is as malformed as a bad packet */
+        session_close(w, s, "malformed Socket.IO packet", false);
+        return;
+    }
+    switch (p.type) {
+    case SIOP_CONNECT: {
+        unsigned bit = echo_nsp_bit(p.nsp);
+        if (bit == 0) {
+            json_t *err = json_pack("{s:s}", "message", "Invalid namespace");
+            echo_send(w, s, SIOP_CONNECT_ERROR, p.nsp, false, 0, err, NULL, 0);
+            json_decref(err);
+            break;
+        }
+        e->nsps |= bit;
+        json_t *hello = json_pack("{s:s}", "sid", s->sid);
+        echo_send(w, s, SIOP_CONNECT, p.nsp, false, 0, hello, NULL, 0);
+        json_decref(hello);
+        json_t *auth = json_pack("[s, o]", "auth", p.data != NULL ? json_incref(p.data) : json_object());
+        echo_send_auth_later(w, s, p.nsp, auth);
+        json_decref(auth);
+        break;
+    }
+    case SIOP_DISCONNECT:
+        e->nsps &= ~echo_nsp_bit(p.nsp); /* the Engine.IO session stays open */
+        break;
+    case SIOP_EVENT:
+        echo_event(w, s, &p, NULL, 0);
+        break;
+    case SIOP_ACK:
+        break;
+    case SIOP_BINARY_EVENT:
+    case SIOP_BINARY_ACK:
+        if (p.attachments > ECHO_MAX_ATTACHMENTS) {
+            session_close(w, s, "too many attachments", false);
+            break;
+        }
+        if (p.attachments > 0) {
+            e->pending = p; /* the payload moves to the pending packet */
+            e->has_pending = true;
+            return;
+        }
+        if (p.type == SIOP_BINARY_EVENT)
+            echo_event(w, s, &p, NULL, 0);
+        break;
+    default:
+        session_close(w, s, "unexpected Socket.IO packet", false);
+        break;
+    }
+    siop_free(&p);
+}
+
+/* One attachment ("b<base64>") of the pending binary packet. */
+static void echo_attachment(http_worker_t *w, sio_session_t *s, const char *text, size_t len)
+{
+    struct sio_echo *e = s->echo;
+    if (!e->has_pending) {
+        session_close(w, s, "unexpected binary data", false);
+        return;
+    }
+    e->att[e->natt++] = strndup(text, len);
+    if (e->natt < e->pending.attachments)
+        return;
+    if (e->pending.type == SIOP_BINARY_EVENT)
+        echo_event(w, s, &e->pending, e->att, e->natt);
+    echo_drop_pending(e);
+}
+
+/* Hook of process_engine_packet: true when echo mode handled the packet. */
+static bool echo_engine_packet(http_worker_t *w, sio_session_t *s, const char *p, size_t len)
+{
+    if (p[0] != '4' && p[0] != 'b')
+        return false;
+    if (s->echo->kind == ECHO_ENGINE) {
+        char *copy = malloc(len);
+        memcpy(copy, p, len);
+        session_enqueue(w, s, copy, len);
+    } else if (p[0] == '4') {
+        echo_socket_packet(w, s, p + 1, len - 1);
+    } else {
+        echo_attachment(w, s, p, len);
+    }
+    return true;
+}
+
+/* Hook of io_drain: a queued "b<base64>" packet leaves a WebSocket as a binary frame. */
+static void echo_ws_binary_out(h2o_websocket_conn_t *ws, const char *b64, size_t len)
+{
+    size_t cap = len / 4 * 3 + 3, n = 0;
+    uint8_t *bin = malloc(cap);
+    if (sodium_base642bin(bin, cap, b64, len, NULL, &n, NULL, sodium_base64_VARIANT_ORIGINAL) == 0) {
+        struct wslay_event_msg msg = {WSLAY_BINARY_FRAME, bin, n};
+        wslay_event_queue_msg(ws->ws_ctx, &msg);
+    }
+    free(bin);
+}
+
+/* Hook of on_ws_message: a binary frame becomes the Engine.IO packet "b<base64>". */
+static void echo_ws_binary_in(http_worker_t *w, sio_session_t *s, const uint8_t *data, size_t len)
+{
+    size_t cap = sodium_base64_encoded_len(len, sodium_base64_VARIANT_ORIGINAL);
+    char *text = malloc(cap + 1);
+    text[0] = 'b';
+    sodium_bin2base64(text + 1, cap, data, len, sodium_base64_VARIANT_ORIGINAL);
+    inbound(w, s, text, strlen(text));
+    free(text);
 }

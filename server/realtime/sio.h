@@ -22,4 +22,14 @@ void sio_worker_stop(http_worker_t *w);
 /* Timing of Engine.IO pings (TENANTD_EIO_PING_INTERVAL_MS / _TIMEOUT_MS; defaults 25000 / 20000). */
 void sio_configure(int ping_interval_ms, int ping_timeout_ms);
 
+/*
+ * Echo mode, for tests/conformance/sio_echo only (tenantd never calls it): the server behaves as
+ * the echo server the official Engine.IO / Socket.IO conformance suites expect. Sessions opened
+ * under /engine.io/ echo every Engine.IO message (text or binary); sessions under /socket.io/
+ * accept CONNECT to "/" and "/custom" without authentication, answer it with an "auth" event
+ * carrying the CONNECT payload, echo events ("message" comes back as "message-back"), ack events
+ * that ask for an ack with their arguments, and echo binary attachments. Call before server_run.
+ */
+void sio_set_echo_mode(bool on);
+
 #endif
