@@ -33,6 +33,9 @@
 #define AUTH_PLATFORM_SLUG "platform" /* the pseudo-tenant a platform admin logs in to */
 #define LOGIN_FAILURES_MAX 5
 #define LOGIN_FAILURE_WINDOW_S 900
+#define LOGINS_PER_IP_MAX 300 /* per minute: a ceiling for credential stuffing from one address */
+#define LOGIN_IP_WINDOW_S 60
+#define REFRESHES_PER_IP_MAX 600 /* per minute */
 #define SIGNUPS_PER_IP_MAX 60
 #define SIGNUP_WINDOW_S 3600
 
@@ -590,6 +593,47 @@ static void on_login_user(void *data, const db_result_t *res)
     }
 }
 
+/* Answers 429 with retry-after when a [count, ttl] reply is over max; true when it did. */
+static bool over_limit(auth_flow_t *f, redisReply *reply, long long max, const char *detail)
+{
+    if (reply->element[0]->integer <= max)
+        return false;
+    char ra[24];
+    snprintf(ra, sizeof(ra), "%lld", reply->element[1]->integer > 0 ? reply->element[1]->integer : 1);
+    http_add_header(f->hr, "retry-after", ra, strlen(ra));
+    flow_fail(f, PROBLEM_TOO_MANY_REQUESTS, detail);
+    return true;
+}
+
+static void on_login_rate(void *data, redisReply *reply, const char *err);
+
+/* The per-address limit passed: now the per-account one. */
+static void on_login_ip_rate(void *data, redisReply *reply, const char *err)
+{
+    auth_flow_t *f = data;
+    f->cmd = NULL;
+    if (reply == NULL || reply->type != REDIS_REPLY_ARRAY || reply->elements != 2) {
+        free(f->pw); /* the login job, not submitted yet */
+        f->pw = NULL;
+        flow_unavailable(f, "rate limits cannot be checked right now");
+        return;
+    }
+    if (reply->element[0]->integer > LOGINS_PER_IP_MAX) {
+        free(f->pw);
+        f->pw = NULL;
+        over_limit(f, reply, LOGINS_PER_IP_MAX, "too many logins from this address; retry later");
+        return;
+    }
+    char bucket[300];
+    snprintf(bucket, sizeof(bucket), "login:acct:%s", f->email);
+    f->cmd = session_rate_hit(f->hr->worker->redis, bucket, LOGIN_FAILURE_WINDOW_S, on_login_rate, f);
+    if (f->cmd == NULL) {
+        free(f->pw);
+        f->pw = NULL;
+        flow_unavailable(f, "rate limits cannot be checked right now");
+    }
+}
+
 static void on_login_rate(void *data, redisReply *reply, const char *err)
 {
     auth_flow_t *f = data;
@@ -643,8 +687,8 @@ void auth_login(http_request_t *hr)
         json_decref(body);
         f->pw = &lj->pw;
         char bucket[300];
-        snprintf(bucket, sizeof(bucket), "login:acct:%s", f->email);
-        f->cmd = session_rate_hit(hr->worker->redis, bucket, LOGIN_FAILURE_WINDOW_S, on_login_rate, f);
+        snprintf(bucket, sizeof(bucket), "login:ip:%s", f->ip);
+        f->cmd = session_rate_hit(hr->worker->redis, bucket, LOGIN_IP_WINDOW_S, on_login_ip_rate, f);
         if (f->cmd == NULL) {
             f->pw = NULL;
             free(lj);
@@ -739,6 +783,25 @@ static bool cookie_value(http_request_t *hr, const char *name, char *out, size_t
     return false;
 }
 
+/* The per-address refresh limit passed: rotate. */
+static void on_refresh_rate(void *data, redisReply *reply, const char *err)
+{
+    auth_flow_t *f = data;
+    f->cmd = NULL;
+    if (reply == NULL || reply->type != REDIS_REPLY_ARRAY || reply->elements != 2) {
+        flow_unavailable(f, "rate limits cannot be checked right now");
+        return;
+    }
+    if (over_limit(f, reply, REFRESHES_PER_IP_MAX, "too many refreshes from this address; retry later"))
+        return;
+    char presented[65];
+    snprintf(presented, sizeof(presented), "%s", f->refresh_hash);
+    session_next_refresh(f->sid, f->refresh, f->refresh_hash);
+    f->cmd = session_rotate(f->hr->worker->redis, f->sid, presented, f->refresh_hash, on_rotated, f);
+    if (f->cmd == NULL)
+        flow_unavailable(f, "the session store is unavailable");
+}
+
 void auth_refresh(http_request_t *hr)
 {
     json_t *body = body_json_object(hr, true);
@@ -772,10 +835,12 @@ void auth_refresh(http_request_t *hr)
         return;
     }
     json_decref(body);
-    session_next_refresh(f->sid, f->refresh, f->refresh_hash);
-    f->cmd = session_rotate(hr->worker->redis, f->sid, presented, f->refresh_hash, on_rotated, f);
+    snprintf(f->refresh_hash, sizeof(f->refresh_hash), "%s", presented); /* kept until the rate check passed */
+    char bucket[128];
+    snprintf(bucket, sizeof(bucket), "refresh:ip:%s", f->ip);
+    f->cmd = session_rate_hit(hr->worker->redis, bucket, LOGIN_IP_WINDOW_S, on_refresh_rate, f);
     if (f->cmd == NULL)
-        flow_unavailable(f, "the session store is unavailable");
+        flow_unavailable(f, "rate limits cannot be checked right now");
 }
 
 void auth_switch(http_request_t *hr)

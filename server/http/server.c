@@ -37,6 +37,7 @@
 #include "http/cors.h"
 
 #define SERVER_QUIET_MS 1000
+#define SERVER_MIN_DRAIN_MS 300
 #define SERVER_MAX_QUERY 16384 /* CONTRACT.md §2: a longer query string is 414 */
 
 const config_t *server_config;
@@ -236,7 +237,9 @@ static void on_tick(h2o_timeout_entry_t *entry)
             server_app->on_drain(w);
     }
     if (w->draining) {
-        bool done = false;
+        /* stay a moment in any case: what closing sockets sent to Redis (presence, recovery
+         * records) must get out before the connections are torn down */
+        bool done = false, min_elapsed = now - (w->drain_deadline - (uint64_t)server_config->shutdown_timeout_ms) >= SERVER_MIN_DRAIN_MS;
         if (w->inflight == 0 && w->open_conns == 0)
             done = true;
         else if (w->inflight == 0) {
@@ -252,7 +255,7 @@ static void on_tick(h2o_timeout_entry_t *entry)
                 log_warn(NULL, "drain deadline reached with %zu requests in flight on worker %d", w->inflight, w->index);
             done = true;
         }
-        if (done) {
+        if (done && (min_elapsed || now >= w->drain_deadline)) {
             slot->exit_loop = true;
             return;
         }
