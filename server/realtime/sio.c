@@ -42,6 +42,7 @@
 #include "security/session.h"
 
 #define SIO_MAX_PAYLOAD 1000000
+#define SIO_MAX_ATTACHMENTS 16
 #define SIO_QUEUE_MAX_BYTES (1 << 20)
 #define SIO_EVENTS_PER_SECOND 100
 #define SIO_REGISTRY_BUCKETS 4096
@@ -54,6 +55,12 @@ typedef struct sio_session {
     hub_client_t hub; /* first: the hub hands this pointer back */
     char sid[24];
     char pid[24]; /* private id for connection state recovery (CONNECT reply) */
+    /* a BINARY_EVENT waiting for its attachments (owner thread) */
+    json_t *bin_data;
+    bool bin_has_ack;
+    uint64_t bin_ack;
+    int bin_needed, bin_have;
+    char *bin_att[SIO_MAX_ATTACHMENTS]; /* base64 */
     int owner;
     atomic_int refs;
     struct sio_session *next_in_bucket; /* registry chain, under registry_mu */
@@ -157,6 +164,10 @@ static void session_unref(sio_session_t *s)
     free(s->outq);
     free(s->outlen);
     free(s->cookie_token);
+    if (s->bin_data != NULL)
+        json_decref(s->bin_data);
+    for (int i = 0; i < s->bin_have; i++)
+        free(s->bin_att[i]);
     if (s->pending_auth != NULL)
         json_decref(s->pending_auth);
     rbac_grants_free(s->hub.grants);
@@ -337,7 +348,7 @@ static void io_drain(http_worker_t *self, sio_session_t *s)
     if (s->io == IO_WS && s->io_worker == self->index && s->ws != NULL) {
         h2o_websocket_conn_t *ws = s->ws;
         for (size_t i = 0; i < s->nout; i++) {
-            if (s->echo != NULL && s->outq[i][0] == 'b') {
+            if (s->outq[i][0] == 'b') { /* an attachment: a binary frame */
                 echo_ws_binary_out(ws, s->outq[i] + 1, s->outlen[i] - 1);
             } else {
                 struct wslay_event_msg msg = {WSLAY_TEXT_FRAME, (const uint8_t *)s->outq[i], s->outlen[i]};
@@ -474,11 +485,13 @@ static void ws_message_inner(h2o_websocket_conn_t *conn, const struct wslay_even
         echo_ws_binary_in(w, s, arg->msg, arg->msg_length);
         return;
     }
-    if (arg->opcode != WSLAY_TEXT_FRAME) {
-        if (arg->opcode == WSLAY_BINARY_FRAME)
-            wslay_event_queue_close(conn->ws_ctx, 1003, (const uint8_t *)"binary attachments are not supported", 36);
+    if (arg->opcode == WSLAY_BINARY_FRAME) {
+        /* an attachment: handed on in its polling form, "b" + base64 */
+        echo_ws_binary_in(w, s, arg->msg, arg->msg_length);
         return;
     }
+    if (arg->opcode != WSLAY_TEXT_FRAME)
+        return;
     const char *text = (const char *)arg->msg;
     size_t len = arg->msg_length;
     if (len == 6 && memcmp(text, "2probe", 6) == 0) {
@@ -572,13 +585,74 @@ static void connect_error(http_worker_t *w, sio_session_t *s, const char *messag
     json_decref(o);
 }
 
+/* Turns {"_tenantd_binary": b64} objects of v back into placeholders, collecting the attachments. */
+static void binary_extract(json_t *v, char **att, int *natt)
+{
+    if (json_is_object(v)) {
+        json_t *b = json_object_get(v, "_tenantd_binary");
+        if (json_is_string(b) && json_object_size(v) == 1 && *natt < SIO_MAX_ATTACHMENTS) {
+            att[*natt] = strdup(json_string_value(b));
+            json_object_clear(v);
+            json_object_set_new(v, "_placeholder", json_true());
+            json_object_set_new(v, "num", json_integer(*natt));
+            (*natt)++;
+            return;
+        }
+        const char *key;
+        json_t *child;
+        json_object_foreach(v, key, child)
+            binary_extract(child, att, natt);
+    } else if (json_is_array(v)) {
+        size_t i;
+        json_t *child;
+        json_array_foreach(v, i, child)
+            binary_extract(child, att, natt);
+    }
+}
+
 static int hub_send(hub_client_t *c, const char *event, size_t elen, const char *data, size_t dlen, uint64_t seq)
 {
     sio_session_t *s = (sio_session_t *)c;
+    http_worker_t *w = server_worker_at(s->owner);
     size_t len;
+    if (memmem(data, dlen, "\"_tenantd_binary\"", 17) != NULL) {
+        /* binary attachments: a BINARY_EVENT with placeholders, then the attachments as "b<base64>" */
+        json_error_t jerr;
+        json_t *v = json_loadb(data, dlen, 0, &jerr);
+        char *att[SIO_MAX_ATTACHMENTS];
+        int natt = 0;
+        binary_extract(v, att, &natt);
+        json_t *args = json_array();
+        json_array_append_new(args, json_stringn(event, elen));
+        json_array_append_new(args, v != NULL ? v : json_null());
+        if (seq > 0) {
+            char off[24];
+            snprintf(off, sizeof(off), "%llu", (unsigned long long)seq);
+            json_array_append_new(args, json_string(off));
+        }
+        char *payload = json_dumps(args, JSON_COMPACT);
+        json_decref(args);
+        size_t cap = strlen(payload) + 32;
+        char *text = malloc(cap);
+        int n = snprintf(text, cap, "45%d-%s", natt, payload);
+        free(payload);
+        int rc = session_enqueue(w, s, text, (size_t)n);
+        for (int i = 0; i < natt; i++) {
+            size_t alen = strlen(att[i]);
+            char *b = malloc(alen + 2);
+            b[0] = 'b';
+            memcpy(b + 1, att[i], alen + 1);
+            if (rc == 0)
+                rc = session_enqueue(w, s, b, alen + 1);
+            else
+                free(b);
+            free(att[i]);
+        }
+        return rc;
+    }
     /* the seq goes last as the recovery offset; socket.io-client keeps it and sends it back */
     char *text = siop_encode_event_offset(event, elen, data, dlen, seq, &len);
-    return session_enqueue(server_worker_at(s->owner), s, text, len);
+    return session_enqueue(w, s, text, len);
 }
 
 static void hub_kill(hub_client_t *c, const char *why)
@@ -1031,6 +1105,104 @@ static void handle_event(http_worker_t *w, sio_session_t *s, siop_packet_t *p)
     ack_error(w, s, p->has_ack, p->ack_id, 404, "unknown event");
 }
 
+/* ---------------------------------------------------------------- binary attachments
+ *
+ * A BINARY_EVENT announces N attachments that follow as separate Engine.IO packets ("b" + base64
+ * over polling, binary frames over WebSocket, which arrive here in the polling form). Once all
+ * are in, each {"_placeholder":true,"num":k} of the payload becomes {"_tenantd_binary":"<base64>"},
+ * so the event travels through Redis (and SSE) as JSON; on the way out to a socket the objects
+ * turn back into placeholders and attachments (see hub_send). */
+
+static void binary_reset(sio_session_t *s)
+{
+    if (s->bin_data != NULL)
+        json_decref(s->bin_data);
+    s->bin_data = NULL;
+    for (int i = 0; i < s->bin_have; i++)
+        free(s->bin_att[i]);
+    s->bin_have = s->bin_needed = 0;
+}
+
+/* Replaces placeholders in v with the attachments; false when one names no attachment. */
+static bool binary_fill(json_t *v, char *const *att, int natt)
+{
+    if (json_is_object(v)) {
+        json_t *ph = json_object_get(v, "_placeholder"), *num = json_object_get(v, "num");
+        if (json_is_true(ph) && json_is_integer(num) && json_object_size(v) == 2) {
+            json_int_t k = json_integer_value(num);
+            if (k < 0 || k >= natt)
+                return false;
+            json_object_clear(v);
+            json_object_set_new(v, "_tenantd_binary", json_string(att[k]));
+            return true;
+        }
+        const char *key;
+        json_t *child;
+        json_object_foreach(v, key, child)
+        {
+            if (!binary_fill(child, att, natt))
+                return false;
+        }
+    } else if (json_is_array(v)) {
+        size_t i;
+        json_t *child;
+        json_array_foreach(v, i, child)
+        {
+            if (!binary_fill(child, att, natt))
+                return false;
+        }
+    }
+    return true;
+}
+
+static void handle_event(http_worker_t *w, sio_session_t *s, siop_packet_t *p);
+
+static void binary_complete(http_worker_t *w, sio_session_t *s)
+{
+    siop_packet_t p;
+    memset(&p, 0, sizeof(p));
+    p.type = SIOP_EVENT;
+    strcpy(p.nsp, "/");
+    p.has_ack = s->bin_has_ack;
+    p.ack_id = s->bin_ack;
+    p.data = s->bin_data;
+    s->bin_data = NULL;
+    bool ok = binary_fill(p.data, s->bin_att, s->bin_have);
+    binary_reset(s);
+    if (!ok) {
+        json_decref(p.data);
+        session_close(w, s, "a placeholder names no attachment", false);
+        return;
+    }
+    handle_event(w, s, &p);
+    json_decref(p.data);
+}
+
+static void binary_begin(http_worker_t *w, sio_session_t *s, siop_packet_t *p)
+{
+    if (s->bin_data != NULL || p->attachments < 1 || p->attachments > SIO_MAX_ATTACHMENTS || strcmp(p->nsp, "/") != 0) {
+        session_close(w, s, "bad binary packet", false);
+        return;
+    }
+    s->bin_data = p->data;
+    p->data = NULL;
+    s->bin_has_ack = p->has_ack;
+    s->bin_ack = p->ack_id;
+    s->bin_needed = p->attachments;
+    s->bin_have = 0;
+}
+
+static void binary_attachment(http_worker_t *w, sio_session_t *s, const char *b64, size_t len)
+{
+    if (s->bin_data == NULL || s->bin_have >= s->bin_needed) {
+        session_close(w, s, "an attachment nobody announced", false);
+        return;
+    }
+    s->bin_att[s->bin_have++] = strndup(b64, len);
+    if (s->bin_have == s->bin_needed)
+        binary_complete(w, s);
+}
+
 static void process_sio_packet(http_worker_t *w, sio_session_t *s, const char *text, size_t len)
 {
     siop_packet_t p;
@@ -1051,8 +1223,11 @@ static void process_sio_packet(http_worker_t *w, sio_session_t *s, const char *t
         break;
     case SIOP_ACK:
         break; /* the server asks for no acks */
+    case SIOP_BINARY_EVENT:
+        binary_begin(w, s, &p);
+        break;
     default:
-        session_close(w, s, "unsupported Socket.IO packet (binary attachments)", false);
+        session_close(w, s, "unexpected Socket.IO packet", false);
         break;
     }
     siop_free(&p);
@@ -1089,6 +1264,9 @@ static void process_engine_packet(http_worker_t *w, sio_session_t *s, const char
         session_close(w, s, "client closed", false);
         break;
     case '6':
+        break;
+    case 'b':
+        binary_attachment(w, s, p + 1, len - 1);
         break;
     default:
         session_close(w, s, "malformed Engine.IO packet", false);
@@ -1260,7 +1438,7 @@ static void handle_poll_post(http_request_t *hr, sio_session_t *s)
         const char *stop = sep != NULL ? sep : end;
         if (stop > p) {
             /* the owner closes the session on a packet type a client may not send by polling: 400 for this POST */
-            bool known = memchr("1346", p[0], 4) != NULL || (p[0] == 'b' && s->echo != NULL);
+            bool known = memchr("1346b", p[0], 5) != NULL;
             inbound(hr->worker, s, p, (size_t)(stop - p));
             if (!known) {
                 send_eio_error(hr, 3, "Bad request");
