@@ -43,7 +43,14 @@ struct redis_cmd {
 
 typedef struct {
     char *name;
+    bool confirmed; /* Redis acknowledged the SUBSCRIBE on the current connection */
 } channel_t;
+
+typedef struct {
+    char *channel;
+    void (*cb)(void *data);
+    void *data;
+} sub_waiter_t;
 
 struct redis_client {
     h2o_loop_t *loop;
@@ -62,6 +69,8 @@ struct redis_client {
     void *msg_data;
     channel_t *channels;
     size_t nchannels, capchannels;
+    sub_waiter_t *waiters; /* callers waiting for a SUBSCRIBE to be acknowledged */
+    size_t nwaiters, capwaiters;
     h2o_linklist_t pending; /* commands waiting for the connection being made */
     size_t npending;
     bool destroying;
@@ -293,6 +302,21 @@ void redis_cancel(redis_cmd_t *cmd)
 /* ---------------------------------------------------------------- subscriber */
 
 /* hiredis calls this for every reply on the subscriber context (confirmations and messages). */
+/* Calls (and forgets) the waiters of channel, or of every channel when channel is NULL. */
+static void release_waiters(redis_client_t *c, const char *channel, size_t len)
+{
+    for (size_t i = 0; i < c->nwaiters;) {
+        sub_waiter_t w = c->waiters[i];
+        if (channel == NULL || (strlen(w.channel) == len && memcmp(w.channel, channel, len) == 0)) {
+            c->waiters[i] = c->waiters[--c->nwaiters];
+            free(w.channel);
+            w.cb(w.data);
+        } else {
+            i++;
+        }
+    }
+}
+
 static void on_pubsub(redisAsyncContext *ac, void *r, void *privdata)
 {
     redis_client_t *c = privdata;
@@ -300,6 +324,15 @@ static void on_pubsub(redisAsyncContext *ac, void *r, void *privdata)
     if (reply == NULL || reply->type != REDIS_REPLY_ARRAY || reply->elements < 3)
         return;
     redisReply *kind = reply->element[0];
+    if (kind->type == REDIS_REPLY_STRING && kind->len == 9 && memcmp(kind->str, "subscribe", 9) == 0 &&
+        reply->element[1]->type == REDIS_REPLY_STRING) {
+        redisReply *ch = reply->element[1];
+        for (size_t i = 0; i < c->nchannels; i++)
+            if (strlen(c->channels[i].name) == ch->len && memcmp(c->channels[i].name, ch->str, ch->len) == 0)
+                c->channels[i].confirmed = true;
+        release_waiters(c, ch->str, ch->len);
+        return;
+    }
     if (kind->type == REDIS_REPLY_STRING && kind->len == 7 && memcmp(kind->str, "message", 7) == 0 && c->msg_cb != NULL) {
         redisReply *ch = reply->element[1], *msg = reply->element[2];
         if (ch->type == REDIS_REPLY_STRING && msg->type == REDIS_REPLY_STRING)
@@ -329,6 +362,7 @@ int redis_subscribe(redis_client_t *c, const char *channel)
         c->channels = n;
         c->capchannels = ncap;
     }
+    c->channels[c->nchannels].confirmed = false;
     c->channels[c->nchannels++].name = strdup(channel);
     if (c->state == RS_READY)
         send_subscribe(c, "SUBSCRIBE", channel);
@@ -345,6 +379,29 @@ int redis_unsubscribe(redis_client_t *c, const char *channel)
             c->channels[i] = c->channels[--c->nchannels];
             return 0;
         }
+    }
+    return -1;
+}
+
+int redis_when_subscribed(redis_client_t *c, const char *channel, void (*cb)(void *data), void *data)
+{
+    for (size_t i = 0; i < c->nchannels; i++) {
+        if (strcmp(c->channels[i].name, channel) != 0)
+            continue;
+        if (c->channels[i].confirmed || c->state != RS_READY) {
+            cb(data); /* confirmed, or nothing to wait for on a connection that is down */
+            return 0;
+        }
+        if (c->nwaiters == c->capwaiters) {
+            size_t ncap = c->capwaiters ? c->capwaiters * 2 : 8;
+            sub_waiter_t *n = realloc(c->waiters, ncap * sizeof(*n));
+            if (n == NULL)
+                return -1;
+            c->waiters = n;
+            c->capwaiters = ncap;
+        }
+        c->waiters[c->nwaiters++] = (sub_waiter_t){strdup(channel), cb, data};
+        return 0;
     }
     return -1;
 }
@@ -423,6 +480,9 @@ static void on_disconnect(const redisAsyncContext *ac, int status)
         h2o_timeout_unlink(&c->drop_entry);
     client_set_state(c, RS_DOWN);
     flush_pending(c, false);
+    for (size_t i = 0; i < c->nchannels; i++)
+        c->channels[i].confirmed = false;
+    release_waiters(c, NULL, 0); /* nobody waits for a connection that is gone */
     if (!c->destroying)
         client_schedule_connect(c);
 }
@@ -519,6 +579,8 @@ void redis_client_destroy(redis_client_t *c)
     h2o_timeout_dispose(c->loop, &c->cmd_timeout);
     h2o_timeout_dispose(c->loop, &c->backoff_timeout);
     h2o_timeout_dispose(c->loop, &c->zero_timeout);
+    release_waiters(c, NULL, 0);
+    free(c->waiters);
     for (size_t i = 0; i < c->nchannels; i++)
         free(c->channels[i].name);
     free(c->channels);

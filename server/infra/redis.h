@@ -59,6 +59,10 @@ void redis_cancel(redis_cmd_t *cmd);
 /* Subscriber only: adds channel to the set (subscribing now if connected); 0 or -1. */
 int redis_subscribe(redis_client_t *client, const char *channel);
 
+/* Subscriber only: calls cb(data) once Redis acknowledged the SUBSCRIBE of channel (at once when it
+ * already did, or when the connection is down or goes down); -1 when channel is not in the set. */
+int redis_when_subscribed(redis_client_t *c, const char *channel, void (*cb)(void *data), void *data);
+
 /* Subscriber only: removes channel from the set; 0 or -1 when it was not subscribed. */
 int redis_unsubscribe(redis_client_t *client, const char *channel);
 

@@ -244,6 +244,17 @@ int hub_join(http_worker_t *w, hub_client_t *c, const char *room)
     return 0;
 }
 
+int hub_join_then(http_worker_t *w, hub_client_t *c, const char *room, void (*cb)(void *data), void *data)
+{
+    if (hub_join(w, c, room) != 0)
+        return -1;
+    char channel[200];
+    room_channel(channel, sizeof(channel), c->claims.tid, room);
+    if (redis_when_subscribed(w->redis_sub, channel, cb, data) != 0)
+        cb(data);
+    return 0;
+}
+
 int hub_leave(http_worker_t *w, hub_client_t *c, const char *room)
 {
     size_t idx = c->nrooms;

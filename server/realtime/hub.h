@@ -64,6 +64,10 @@ int hub_may_join(const hub_client_t *c, const char *room, int *status, const cha
 /* Adds c to room (must have passed hub_may_join); 0, or -1 when c is in too many rooms. Announces presence. */
 int hub_join(http_worker_t *w, hub_client_t *c, const char *room);
 
+/* Like hub_join, then calls cb(data) once this instance hears the room (Redis acknowledged the
+ * subscription), so that an event published after cb runs reaches c; -1 (cb not called) when c is in too many rooms. */
+int hub_join_then(http_worker_t *w, hub_client_t *c, const char *room, void (*cb)(void *data), void *data);
+
 /* Removes c from room; 0, or -1 when it was not in it. Announces presence. */
 int hub_leave(http_worker_t *w, hub_client_t *c, const char *room);
 

@@ -1001,6 +1001,15 @@ static void on_presence(void *data, redisReply *reply, const char *err)
     free(pa);
 }
 
+static void on_joined(void *data)
+{
+    pending_ack_t *pa = data;
+    if (pa->has_ack)
+        ack_json(server_worker_at(pa->s->owner), pa->s, pa->ack, json_pack("{s:b, s:s}", "ok", 1, "room", pa->room));
+    session_unref(pa->s);
+    free(pa);
+}
+
 static bool in_room(const hub_client_t *c, const char *room)
 {
     for (size_t i = 0; i < c->nrooms; i++)
@@ -1050,10 +1059,18 @@ static void handle_event(http_worker_t *w, sio_session_t *s, siop_packet_t *p)
             return;
         }
         if (strcmp(name, "join") == 0) {
-            if (hub_join(w, &s->hub, room) != 0)
+            /* the ack waits until this instance hears the room: an event sent after it arrives */
+            pending_ack_t *pa = calloc(1, sizeof(*pa));
+            pa->s = s;
+            pa->ack = p->ack_id;
+            pa->has_ack = p->has_ack;
+            snprintf(pa->room, sizeof(pa->room), "%s", room);
+            session_ref(s);
+            if (hub_join_then(w, &s->hub, room, on_joined, pa) != 0) {
                 ack_error(w, s, p->has_ack, p->ack_id, 429, "too many rooms");
-            else if (p->has_ack)
-                ack_json(w, s, p->ack_id, json_pack("{s:b, s:s}", "ok", 1, "room", room));
+                session_unref(s);
+                free(pa);
+            }
             return;
         }
         pending_ack_t *pa = calloc(1, sizeof(*pa));
