@@ -223,7 +223,7 @@ static void conn_drop(db_conn_t *conn, const char *why)
 {
     db_pool_t *pool = conn->pool;
     bool was_ready = conn->state == CONN_READY;
-    if (was_ready)
+    if (was_ready && !pool->destroying)
         log_warn(NULL, "db: connection %d lost: %s", conn->index, why);
     else
         log_debug(NULL, "db: connection %d attempt failed: %s", conn->index, why);
