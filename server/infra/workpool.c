@@ -5,6 +5,7 @@
 #include "infra/workpool.h"
 
 #include <pthread.h>
+#include <signal.h>
 #include <stdlib.h>
 
 static pthread_mutex_t wp_mutex = PTHREAD_MUTEX_INITIALIZER;
@@ -31,13 +32,21 @@ static void *wp_thread(void *arg)
 int workpool_start(int threads, int queue_max)
 {
     wp_queue_max = queue_max;
-    for (int i = 0; i < threads; i++) {
+    /* Pool threads take no signals: a process-directed SIGTERM must reach the main thread's
+     * sigwait, not kill the process through a thread that left it unblocked. */
+    sigset_t all, old;
+    sigfillset(&all);
+    pthread_sigmask(SIG_BLOCK, &all, &old);
+    int rc = 0;
+    for (int i = 0; i < threads && rc == 0; i++) {
         pthread_t t;
         if (pthread_create(&t, NULL, wp_thread, NULL) != 0)
-            return -1;
-        pthread_detach(t);
+            rc = -1;
+        else
+            pthread_detach(t);
     }
-    return 0;
+    pthread_sigmask(SIG_SETMASK, &old, NULL);
+    return rc;
 }
 
 static void on_messages(h2o_multithread_receiver_t *receiver, h2o_linklist_t *messages)
