@@ -33,7 +33,7 @@
 #define AUTH_PLATFORM_SLUG "platform" /* the pseudo-tenant a platform admin logs in to */
 #define LOGIN_FAILURES_MAX 5
 #define LOGIN_FAILURE_WINDOW_S 900
-#define LOGINS_PER_IP_MAX 300 /* per minute: a ceiling for credential stuffing from one address */
+#define LOGINS_PER_IP_MAX 600 /* per minute: a ceiling for credential stuffing from one address */
 #define LOGIN_IP_WINDOW_S 60
 #define REFRESHES_PER_IP_MAX 600 /* per minute */
 #define SIGNUPS_PER_IP_MAX 60
@@ -971,31 +971,34 @@ void auth_sessions_revoke(http_request_t *hr)
 
 /* ---------------------------------------------------------------- me, jwks */
 
-/* /me needs only the e-mail from Postgres (the guard has the rest): a per-thread cache keeps it off
- * the hot path. E-mail addresses do not change through the API; entries live ME_CACHE_MS. */
+/* /me needs only the e-mail from Postgres (the guard has the rest); the rendered answer is kept per
+ * session in a per-thread cache, so the hot path does no query and no JSON work. E-mail addresses
+ * do not change through the API; entries live ME_CACHE_MS. */
 #define ME_CACHE_SLOTS 1024
 #define ME_CACHE_MS 60000
 
 typedef struct {
-    char user_id[64];
-    char email[256];
+    char sid[64];   /* the session the answer is for: roles and permissions are the session's */
+    char *body;     /* the rendered answer */
+    size_t len;
     uint64_t at;
 } me_entry_t;
 
 static _Thread_local me_entry_t *me_cache;
 
-static me_entry_t *me_slot(const char *user_id)
+static me_entry_t *me_slot(const char *sid)
 {
     if (me_cache == NULL)
         me_cache = calloc(ME_CACHE_SLOTS, sizeof(*me_cache));
     uint64_t h = 1469598103934665603ull;
-    for (const char *p = user_id; *p; p++)
+    for (const char *p = sid; *p; p++)
         h = (h ^ (unsigned char)*p) * 1099511628211ull;
     return &me_cache[h % ME_CACHE_SLOTS];
 }
 
 static db_stmt_t user_email_stmt = {"auth_user_email", "SELECT email FROM tenantd.users WHERE id = $1::uuid", 1, 0};
 
+/* Renders /me for the request's principal with email, remembers it for the session, and answers. */
 static void send_me(http_request_t *hr, const char *email)
 {
     const guard_principal_t *p = hr->principal;
@@ -1009,7 +1012,19 @@ static void send_me(http_request_t *hr, const char *email)
     json_t *out = json_pack("{s:{s:s, s:s}, s:{s:s, s:s, s:s}, s:o, s:o, s:s}", "user", "id", p->claims.sub, "email", email, "tenant",
                             "id", p->claims.tid, "slug", p->tenant_slug, "name", p->tenant_name, "roles", roles, "permissions",
                             perms != NULL ? perms : json_array(), "session_id", p->claims.sid);
-    body_send_json(hr, 200, out);
+    char *text = json_dumps(out, JSON_COMPACT);
+    json_decref(out);
+    if (text == NULL) {
+        http_send_problem(hr, PROBLEM_INTERNAL, NULL);
+        return;
+    }
+    me_entry_t *e = me_slot(p->claims.sid);
+    free(e->body);
+    snprintf(e->sid, sizeof(e->sid), "%s", p->claims.sid);
+    e->body = text;
+    e->len = strlen(text);
+    e->at = h2o_now(hr->worker->ctx.loop);
+    http_send_json(hr, 200, e->body, e->len);
 }
 
 static void on_me_email(void *data, const db_result_t *res)
@@ -1026,11 +1041,7 @@ static void on_me_email(void *data, const db_result_t *res)
         http_send_problem(hr, PROBLEM_UNAUTHORIZED, "the user no longer exists");
         return;
     }
-    me_entry_t *e = me_slot(hr->principal->claims.sub);
-    snprintf(e->user_id, sizeof(e->user_id), "%s", hr->principal->claims.sub);
-    snprintf(e->email, sizeof(e->email), "%s", PQgetvalue(res->results[0], 0, 0));
-    e->at = h2o_now(hr->worker->ctx.loop);
-    send_me(hr, e->email);
+    send_me(hr, PQgetvalue(res->results[0], 0, 0));
 }
 
 void auth_me(http_request_t *hr)
@@ -1051,9 +1062,10 @@ void auth_me(http_request_t *hr)
                                  perms != NULL ? perms : json_array()));
         return;
     }
-    me_entry_t *e = me_slot(p->claims.sub);
-    if (strcmp(e->user_id, p->claims.sub) == 0 && h2o_now(hr->worker->ctx.loop) - e->at < ME_CACHE_MS) {
-        send_me(hr, e->email);
+    /* the session's answer is cached for ME_CACHE_MS: its roles cannot change without revoking it */
+    me_entry_t *e = me_slot(p->claims.sid);
+    if (e->body != NULL && strcmp(e->sid, p->claims.sid) == 0 && h2o_now(hr->worker->ctx.loop) - e->at < ME_CACHE_MS) {
+        http_send_json(hr, 200, e->body, e->len);
         return;
     }
     auth_flow_t *f = flow_new(hr);
