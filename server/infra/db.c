@@ -25,6 +25,7 @@
 #include "core/metrics.h"
 
 #define DB_MAX_STMTS 256
+#define DB_PLAN_SLOTS 256 /* ad-hoc statements kept prepared per connection */
 #define DB_PIPELINE_DEPTH 64
 #define DB_BACKOFF_TICK_MS 250
 #define DB_BACKOFF_MAX_TICKS 16 /* 4 s */
@@ -67,6 +68,7 @@ struct db_job {
     int nsteps;
     const db_stmt_t *stmts[DB_MAX_STEPS]; /* NULL for an ad-hoc step */
     char *sql[DB_MAX_STEPS];               /* ad-hoc SQL (copies) */
+    uint64_t plan_hash[DB_MAX_STEPS];      /* of each ad-hoc text */
     int nparams[DB_MAX_STEPS];
     char **params[DB_MAX_STEPS]; /* copies */
     /* result collection */
@@ -90,6 +92,12 @@ struct db_conn {
     h2o_linklist_t inflight; /* jobs sent, in order */
     size_t ninflight;
     unsigned char prepared[DB_MAX_STMTS];
+    /* ad-hoc SQL prepared on this connection as "p<slot>", by hash of its text; a slot taken by
+     * another text is not replaced: that statement just goes unnamed */
+    struct {
+        uint64_t hash;
+        char *sql;
+    } plans[DB_PLAN_SLOTS];
     h2o_timeout_entry_t backoff;
     int backoff_ticks_left, backoff_exp;
     int index;
@@ -234,6 +242,10 @@ static void conn_drop(db_conn_t *conn, const char *why)
         conn->pg = NULL;
     }
     memset(conn->prepared, 0, sizeof(conn->prepared));
+    for (int i = 0; i < DB_PLAN_SLOTS; i++) {
+        free(conn->plans[i].sql);
+        conn->plans[i].sql = NULL;
+    }
     while (!h2o_linklist_is_empty(&conn->inflight)) {
         db_job_t *job = H2O_STRUCT_FROM_MEMBER(db_job_t, link, conn->inflight.next);
         job_finish(job, DB_UNAVAILABLE, "connection lost");
@@ -409,6 +421,11 @@ static int conn_read_results(db_conn_t *conn)
                 job_record_error(job, res, "statement failed");
             if (kind == CMD_PREPARE && job->stmts[step] != NULL) /* failed or skipped after an earlier error: not prepared */
                 conn->prepared[job->stmts[step]->_id] = 0;
+            if (kind == CMD_PREPARE && job->stmts[step] == NULL) {
+                int slot = (int)(job->plan_hash[step] % DB_PLAN_SLOTS);
+                free(conn->plans[slot].sql);
+                conn->plans[slot].sql = NULL;
+            }
         }
         if (kind == CMD_EXECUTE) {
             if (job->result.results[step] != NULL)
@@ -476,7 +493,25 @@ static int conn_send_job(db_conn_t *conn, db_job_t *job)
     for (int i = 0; i < job->nsteps; i++) {
         const db_stmt_t *stmt = job->stmts[i];
         if (stmt == NULL) {
-            if (PQsendQueryParams(conn->pg, job->sql[i], job->nparams[i], NULL, (const char *const *)job->params[i], NULL, NULL, 0) != 1)
+            /* ad-hoc SQL: prepared once per connection when its slot is free or already holds it */
+            int slot = (int)(job->plan_hash[i] % DB_PLAN_SLOTS);
+            char name[16];
+            snprintf(name, sizeof(name), "p%d", slot);
+            bool cached = conn->plans[slot].sql != NULL && conn->plans[slot].hash == job->plan_hash[i] &&
+                          strcmp(conn->plans[slot].sql, job->sql[i]) == 0;
+            if (!cached && conn->plans[slot].sql == NULL) {
+                if (PQsendPrepare(conn->pg, name, job->sql[i], job->nparams[i], NULL) != 1)
+                    return -1;
+                conn->plans[slot].hash = job->plan_hash[i];
+                conn->plans[slot].sql = strdup(job->sql[i]);
+                cached = true;
+                job->cmd_step[job->ncmds] = i;
+                job->cmds[job->ncmds++] = CMD_PREPARE;
+            }
+            int ok = cached ? PQsendQueryPrepared(conn->pg, name, job->nparams[i], (const char *const *)job->params[i], NULL, NULL, 0)
+                            : PQsendQueryParams(conn->pg, job->sql[i], job->nparams[i], NULL, (const char *const *)job->params[i], NULL,
+                                                NULL, 0);
+            if (ok != 1)
                 return -1;
             job->cmd_step[job->ncmds] = i;
             job->cmds[job->ncmds++] = CMD_EXECUTE;
@@ -660,8 +695,13 @@ db_job_t *db_submit(db_pool_t *pool, const db_step_t *steps, int nsteps, db_call
         }
         job->stmts[i] = stmt;
         job->nparams[i] = stmt != NULL ? stmt->nparams : steps[i].nparams;
-        if (stmt == NULL)
+        if (stmt == NULL) {
             job->sql[i] = strdup(steps[i].sql);
+            uint64_t h = 1469598103934665603ull;
+            for (const char *c = job->sql[i]; *c; c++)
+                h = (h ^ (unsigned char)*c) * 1099511628211ull;
+            job->plan_hash[i] = h;
+        }
         if (job->nparams[i] > 0) {
             job->params[i] = calloc((size_t)job->nparams[i], sizeof(char *));
             for (int p = 0; p < job->nparams[i]; p++)

@@ -79,9 +79,10 @@ bool db_pool_is_up(const db_pool_t *pool);
 size_t db_pool_pending(const db_pool_t *pool);
 
 /*
- * One step of a job: a registered stmt, or (stmt NULL) ad-hoc sql with nparams parameters sent
- * unnamed (parse + bind + execute in the same pipeline write). Parameters are text (NULL = SQL
- * NULL); sql and values are copied.
+ * One step of a job: a registered stmt, or (stmt NULL) ad-hoc sql with nparams parameters. Ad-hoc
+ * SQL is prepared on each connection the first time its text is seen there (up to 256 texts per
+ * connection; others go unnamed), so repeated shapes skip parse and plan. Parameters are text
+ * (NULL = SQL NULL); sql and values are copied.
  */
 typedef struct {
     const db_stmt_t *stmt;
