@@ -23,6 +23,7 @@
 #include <string.h>
 
 #include <jansson.h>
+#include <openssl/sha.h>
 #include <sodium.h>
 
 #include "api/rest_query.h"
@@ -305,6 +306,8 @@ static const char cache_get_lua[] =
     "local v = redis.call('GET', KEYS[1]) or '0'\n"
     "return {v, redis.call('GET', ARGV[1] .. ':' .. v)}\n";
 
+static char cache_get_sha[41]; /* SHA-1 of cache_get_lua in hex, as Redis names loaded scripts */
+
 static void cache_store(rest_call_t *rc, const char *count, const char *rows, size_t rows_len)
 {
     if (rc->cache_key[0] == '\0' || rc->cache_version[0] == '\0' || rows_len > 256 * 1024)
@@ -328,6 +331,12 @@ static void on_cache_read(void *data, redisReply *reply, const char *err)
 {
     rest_call_t *rc = data;
     rc->cmd = NULL;
+    if (reply != NULL && reply->type == REDIS_REPLY_ERROR && strncmp(reply->str, "NOSCRIPT", 8) == 0) {
+        const char *argv[3] = {"SCRIPT", "LOAD", cache_get_lua};
+        size_t lens[3] = {6, 4, strlen(cache_get_lua)};
+        redis_command_argv(rc->hr->worker->redis, NULL, NULL, 3, argv, lens);
+        rc->cache_key[0] = '\0'; /* the version is unknown: do not store this answer */
+    }
     if (reply != NULL && reply->type == REDIS_REPLY_ARRAY && reply->elements == 2 && reply->element[0]->type == REDIS_REPLY_STRING) {
         snprintf(rc->cache_version, sizeof(rc->cache_version), "%s", reply->element[0]->str);
         redisReply *v = reply->element[1];
@@ -375,8 +384,10 @@ static void cached_select(rest_call_t *rc, restq_sql_t *q)
     snprintf(vkey, sizeof(vkey), "t:%s:tv:%s", p->claims.tid, rc->table_name);
     rc->query = *q;
     memset(q, 0, sizeof(*q));
-    const char *argv[5] = {"EVAL", cache_get_lua, "1", vkey, rc->cache_key};
-    size_t lens[5] = {4, strlen(cache_get_lua), 1, strlen(vkey), strlen(rc->cache_key)};
+    /* EVALSHA: Redis need not hash the script body on every read (NOSCRIPT counts as a miss and
+     * loads it for the next reads) */
+    const char *argv[5] = {"EVALSHA", cache_get_sha, "1", vkey, rc->cache_key};
+    size_t lens[5] = {7, 40, 1, strlen(vkey), strlen(rc->cache_key)};
     hr->cancel = rest_cancel;
     rc->cmd = redis_command_argv(hr->worker->redis, on_cache_read, rc, 5, argv, lens);
     if (rc->cmd == NULL) {
@@ -1050,6 +1061,10 @@ void rest_worker_stop(http_worker_t *w)
 
 void rest_init(void)
 {
+    unsigned char digest[SHA_DIGEST_LENGTH];
+    SHA1((const unsigned char *)cache_get_lua, strlen(cache_get_lua), digest);
+    for (int i = 0; i < SHA_DIGEST_LENGTH; i++)
+        snprintf(cache_get_sha + 2 * i, 3, "%02x", digest[i]);
     db_stmt_register(&catalog_stmt);
     db_stmt_register(&tenant_ctx_stmt);
 }
