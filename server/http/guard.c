@@ -544,7 +544,11 @@ static void guard_with_tenant(guard_wait_t *gw)
         return;
     }
     tenant_entry_t *t = tenant_slot(w->guard, gw->claims.tid);
-    if (t->used && strcmp(t->id, gw->claims.tid) == 0 && h2o_now(w->ctx.loop) - t->loaded_at < GUARD_TENANT_TTL_MS) {
+    /* The admin API reads the tenant afresh: it validates role names and rights against the
+     * tenant's custom roles, which another thread or instance may have changed a moment ago
+     * (its eviction message may still be on the way). Admin calls are rare; one query is cheap. */
+    bool admin = strncmp(gw->route->pattern, "/v1/admin/", 10) == 0;
+    if (!admin && t->used && strcmp(t->id, gw->claims.tid) == 0 && h2o_now(w->ctx.loop) - t->loaded_at < GUARD_TENANT_TTL_MS) {
         guard_finish(gw, t);
         return;
     }
