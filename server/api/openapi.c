@@ -58,6 +58,7 @@ static const struct {
     {"GET /v1/events", "Realtime events as Server-Sent Events (?rooms=a,b)"},
     {"GET /socket.io/", "Socket.IO (Engine.IO 4): handshake, long-polling, WebSocket upgrade"},
     {"POST /socket.io/", "Socket.IO long-polling: client packets"},
+    {"PUT /socket.io/", "Refused with 400 (Engine.IO: bad request method)"},
     {"GET /rest/v1/{table}", "Read rows (PostgREST filters)"},
     {"POST /rest/v1/{table}", "Insert rows"},
     {"PATCH /rest/v1/{table}", "Update the filtered rows"},

@@ -54,6 +54,7 @@ const router_route_t api_routes[] = {
     {"GET", "/v1/events", sse_events, GUARD_AUTHENTICATED},
     {"GET", "/socket.io/", sio_handle, ROUTER_PUBLIC}, /* authenticated inside, at Socket.IO CONNECT */
     {"POST", "/socket.io/", sio_handle, ROUTER_PUBLIC},
+    {"PUT", "/socket.io/", sio_handle, ROUTER_PUBLIC}, /* answered 400 "Bad request method", as Engine.IO servers do */
     {"GET", "/rest/v1/{table}", rest_select, "{table}:read"},
     {"POST", "/rest/v1/{table}", rest_insert, "{table}:create"},
     {"PATCH", "/rest/v1/{table}", rest_update, "{table}:update"},

@@ -84,6 +84,7 @@ typedef struct sio_session {
     bool connected;
     bool awaiting_pong;
     uint64_t ping_base_ms; /* when the pingInterval timer was armed (mono_ms) */
+    uint64_t opened_ms;    /* when the session was opened (mono_ms), for the CONNECT deadline */
     h2o_timeout_entry_t ping;
     char *cookie_token;
     redis_cmd_t *cmd;
@@ -1305,6 +1306,12 @@ static void on_ping(h2o_timeout_entry_t *entry)
         session_close(w, s, "the access token expired", false);
         return;
     }
+    if (!s->connected && s->echo == NULL && mono_ms() - s->opened_ms > (uint64_t)(sio_ping_interval_ms + sio_ping_timeout_ms)) {
+        /* a transport that never authenticates holds resources for nothing: pingInterval + pingTimeout
+         * after opening (45 s by default, Socket.IO's own connect timeout) */
+        session_close(w, s, "no authenticated CONNECT in time", false);
+        return;
+    }
     s->awaiting_pong = true;
     /* counted from when the ping was due, so that a late timer cannot stretch the deadline */
     atomic_store(&s->pong_deadline_ms, s->ping_base_ms + (uint64_t)sio_ping_interval_ms + (uint64_t)sio_ping_timeout_ms);
@@ -1375,7 +1382,7 @@ static sio_session_t *sio_session_new(http_request_t *hr)
     }
     s->echo = echo_new(hr, s);
     s->ping.cb = on_ping;
-    s->ping_base_ms = mono_ms();
+    s->ping_base_ms = s->opened_ms = mono_ms();
     h2o_timeout_link(w->ctx.loop, &sio_of(w)->ping_timeout, &s->ping);
     pthread_mutex_lock(&registry_mu);
     uint64_t b = sid_hash(s->sid);

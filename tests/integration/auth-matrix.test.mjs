@@ -67,6 +67,7 @@ const MATRIX = {
   'GET /v1/events': { permission: 'authenticated', allow: ALL },
   'GET /socket.io/': { permission: 'public' },
   'POST /socket.io/': { permission: 'public' },
+  'PUT /socket.io/': { permission: 'public' },
   // data API (CONTRACT.md §7)
   'GET /rest/v1/{table}': { permission: '{table}:read', allow: ALL, params: DATA, query: '?limit=1' },
   'POST /rest/v1/{table}': { permission: '{table}:create', allow: ['owner', 'admin', 'member'], params: DATA, body: [] },
