@@ -95,6 +95,8 @@ long restq_url_decode(const char *src, size_t len, char *dst, size_t cap)
                 return -1;
             char hex[3] = {src[i + 1], src[i + 2], 0};
             c = (char)strtol(hex, NULL, 16);
+            if (c == '\0')
+                return -1; /* %00 would cut the value short when bound as text: refuse it */
             i += 2;
         } else if (c == '+') {
             c = ' ';

@@ -275,7 +275,7 @@ describe('typed errors', () => {
     refused(await rest('POST', 'orders', 'admin@acme', { raw: `title=${RUN}`, headers: { 'content-type': 'application/x-www-form-urlencoded' } }), 415, 'form body');
     refused(await rest('PATCH', `orders?id=eq.${adminRow.id}`, 'admin@acme', { body: {} }), 400, 'empty PATCH body');
     for (const q of ['order=title.asc.desc', 'order=title.nullsfirst.asc', 'order=title.nullsfirst.nullslast', 'select=', 'limit=-1', 'offset=x',
-      'title=eq', 'title=zz.x', 'title=in.(a', 'title=is.maybe', 'or=(title.eq.x', 'or=()', 'title=eq.%zz', 'title',
+      'title=eq', 'title=zz.x', 'title=in.(a', 'title=is.maybe', 'or=(title.eq.x', 'or=()', 'title=eq.%zz', 'title=eq.a%00b', 'title',
       'title=is.true', 'position=is.false', 'created_at=is.unknown', 'or=(title.is.true)']) {
       refused(await rest('GET', `orders?${q}`, 'admin@acme'), 400, `GET ?${q}`);
     }

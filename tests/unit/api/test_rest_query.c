@@ -240,8 +240,11 @@ static void test_unknown_columns(void **state)
     bad("Title=eq.1", "unknown column Title");
     bad("%22title%22=eq.1", "unknown column \"title\"");
     /* a decoded NUL does not turn a key into a reserved word or a known column */
-    bad("select%00x=id", "unknown column");
-    bad("title%00=eq.x", "unknown column");
+    /* a NUL in a key or value is refused before it is looked at (it would truncate a bound value) */
+    bad("select%00x=id", "bad percent-encoding");
+    bad("title%00=eq.x", "bad percent-encoding");
+    bad("title=eq.a%00b", "bad percent-encoding");
+    bad("or=(title.eq.a%00b)", "bad percent-encoding");
 }
 
 static void test_malformed(void **state)
@@ -388,6 +391,7 @@ static void test_url_decode(void **state)
     assert_string_equal(out, "AJJ");
     assert_int_equal(restq_url_decode("%4", 2, out, sizeof(out)), -1);
     assert_int_equal(restq_url_decode("%g0", 3, out, sizeof(out)), -1);
+    assert_int_equal(restq_url_decode("a%00b", 5, out, sizeof(out)), -1); /* NUL would truncate a bound value */
     assert_int_equal(restq_url_decode("abcdef", 6, out, 4), -1); /* would not fit */
     assert_int_equal(restq_url_decode("", 0, out, sizeof(out)), 0);
     assert_string_equal(out, "");
