@@ -62,6 +62,8 @@ struct redis_client {
     redis_state_t state;
     h2o_timeout_t cmd_timeout, backoff_timeout, zero_timeout;
     h2o_timeout_entry_t backoff, drop_entry;
+    h2o_timeout_entry_t flush_entry; /* writes the commands of this loop turn in one go */
+    bool flushing;                   /* inside on_flush: hiredis asking again means the socket is full */
     int backoff_ticks_left, backoff_exp;
     redis_state_cb state_cb;
     void *state_data;
@@ -128,12 +130,32 @@ static void ev_del_read(void *p)
         h2o_socket_read_stop(c->sock);
 }
 
+/* The end of the loop turn: write what hiredis buffered, without first waiting for epoll to say
+ * the socket is writable (it nearly always is); only a partial write waits for that. */
+static void on_flush(h2o_timeout_entry_t *entry)
+{
+    redis_client_t *c = H2O_STRUCT_FROM_MEMBER(redis_client_t, flush_entry, entry);
+    if (c->ac == NULL)
+        return;
+    c->flushing = true;
+    redisAsyncHandleWrite(c->ac);
+    c->flushing = false;
+    if (c->ac != NULL && c->sock != NULL && c->want_write && !h2o_socket_is_writing(c->sock))
+        h2o_socket_notify_write(c->sock, on_sock_write);
+}
+
 static void ev_add_write(void *p)
 {
     redis_client_t *c = p;
     c->want_write = true;
-    if (c->sock != NULL && !h2o_socket_is_writing(c->sock))
-        h2o_socket_notify_write(c->sock, on_sock_write);
+    if (c->sock == NULL || h2o_socket_is_writing(c->sock))
+        return;
+    if (c->state == RS_READY && !c->flushing) { /* connected: batch this turn's commands into one write */
+        if (!h2o_timeout_is_linked(&c->flush_entry))
+            h2o_timeout_link(c->loop, &c->zero_timeout, &c->flush_entry);
+        return;
+    }
+    h2o_socket_notify_write(c->sock, on_sock_write); /* connecting, or the socket buffer is full */
 }
 
 static void ev_del_write(void *p)
@@ -146,6 +168,8 @@ static void ev_cleanup(void *p)
 {
     redis_client_t *c = p;
     c->want_write = false;
+    if (h2o_timeout_is_linked(&c->flush_entry))
+        h2o_timeout_unlink(&c->flush_entry);
     if (c->sock != NULL) {
         h2o_socket_read_stop(c->sock);
         h2o_socket_close(c->sock);
@@ -557,6 +581,7 @@ redis_client_t *redis_client_create(h2o_loop_t *loop, const config_redis_t *addr
     h2o_timeout_init(loop, &c->zero_timeout, 0);
     c->backoff.cb = on_backoff;
     c->drop_entry.cb = on_drop;
+    c->flush_entry.cb = on_flush;
     h2o_linklist_init_anchor(&c->pending);
     client_connect(c);
     return c;
@@ -571,6 +596,8 @@ void redis_client_destroy(redis_client_t *c)
         h2o_timeout_unlink(&c->backoff);
     if (h2o_timeout_is_linked(&c->drop_entry))
         h2o_timeout_unlink(&c->drop_entry);
+    if (h2o_timeout_is_linked(&c->flush_entry))
+        h2o_timeout_unlink(&c->flush_entry);
     if (c->ac != NULL)
         redisAsyncFree(c->ac);
     flush_pending(c, false);
