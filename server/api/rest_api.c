@@ -10,7 +10,8 @@
  * Every request runs as one pipelined job: step 1 sets the tenant's role and search_path with
  * set_config(…, true), step 2 is the statement; both sit before one Sync, i.e. in one implicit
  * transaction, so nothing tenant-specific survives on the pooled connection (and db.c drops a
- * connection that is left inside a transaction). The guard has already checked
+ * connection that is left inside a transaction). Reads may share that Sync with other reads of
+ * the same dispatch pass (db_submit_read): each sets its own role and search_path first. The guard has already checked
  * `{table}:read|create|update|delete`; an `own` grant adds `owner_id = caller` to reads and
  * writes, and inserts always get owner_id from the server. After a write commits, each changed
  * row is published as a change event (Redis: per-tenant sequence, pub/sub channel and a capped
@@ -23,7 +24,6 @@
 #include <string.h>
 
 #include <jansson.h>
-#include <openssl/sha.h>
 #include <sodium.h>
 
 #include "api/rest_query.h"
@@ -158,8 +158,8 @@ typedef struct {
     long offset;
     redis_cmd_t *cmd;        /* pending cache read, or change publication */
     restq_sql_t query;       /* the SELECT, kept while the cache is asked */
-    char cache_key[256];     /* t:{tid}:rc:{table}:{hash}; the version is appended */
-    char cache_version[24];
+    char cache_key[256];     /* t:{tid}:rc:{table}:{hash}, or empty: do not store the answer */
+    char cache_version[24]; /* the table's write counter the cache was asked under */
     char *write_rows;        /* a write's returned rows, answered once the change is published */
     int write_status;
 } rest_call_t;
@@ -263,25 +263,25 @@ static redis_cmd_t *publish_changes(rest_call_t *rc, http_request_t *hr, const c
 
 /* ---------------------------------------------------------------- answering */
 
-/* Answers a read: Content-Range, a weak ETag over the representation, 304 on If-None-Match. */
-static void send_rows(rest_call_t *rc, const char *count, const char *rows, size_t rows_len)
+/* The weak ETag of a representation: FNV-1a over its bytes. */
+static void rows_etag(const char *rows, size_t rows_len, char etag[40])
 {
-    http_request_t *hr = rc->hr;
-    json_error_t jerr;
-    json_t *arr = json_loadb(rows, rows_len, 0, &jerr);
-    size_t n = json_array_size(arr);
-    json_decref(arr);
-    char range[96];
-    if (n == 0)
-        snprintf(range, sizeof(range), "*/%s", count != NULL ? count : "*");
-    else
-        snprintf(range, sizeof(range), "%ld-%ld/%s", rc->offset, rc->offset + (long)n - 1, count != NULL ? count : "*");
-    http_add_header(hr, "content-range", range, strlen(range));
     uint64_t h = 1469598103934665603ull;
     for (size_t i = 0; i < rows_len; i++)
         h = (h ^ (unsigned char)rows[i]) * 1099511628211ull;
-    char etag[40];
-    snprintf(etag, sizeof(etag), "W/\"%016llx\"", (unsigned long long)h);
+    snprintf(etag, 40, "W/\"%016llx\"", (unsigned long long)h);
+}
+
+/* Answers a read of nrows rows: Content-Range, the ETag, 304 on a matching If-None-Match. */
+static void send_rows(rest_call_t *rc, const char *count, long nrows, const char *etag, const char *rows, size_t rows_len)
+{
+    http_request_t *hr = rc->hr;
+    char range[96];
+    if (nrows <= 0)
+        snprintf(range, sizeof(range), "*/%s", count != NULL ? count : "*");
+    else
+        snprintf(range, sizeof(range), "%ld-%ld/%s", rc->offset, rc->offset + nrows - 1, count != NULL ? count : "*");
+    http_add_header(hr, "content-range", range, strlen(range));
     http_add_header(hr, "etag", etag, strlen(etag));
     h2o_iovec_t inm = body_header(hr, "if-none-match");
     if (inm.len > 0 && h2o_strstr(inm.base, inm.len, etag, strlen(etag)) != SIZE_MAX) {
@@ -293,36 +293,77 @@ static void send_rows(rest_call_t *rc, const char *count, const char *rows, size
 
 /* ---------------------------------------------------------------- the read cache
  *
- * Hot reads are cached in Redis under t:{tenant}:rc:{table}:{hash}:{version} for REST_CACHE_TTL
- * seconds, where hash covers the caller's role set and the exact statement with its parameters
- * (which already carry the tenant schema and any own-row condition), and version is the table's
- * per-tenant write counter t:{tenant}:tv:{table}. Every committed write bumps the counter before
- * it is answered, so no reader anywhere is served an entry from before that write. A cache that
- * cannot be reached is skipped, never waited for. */
+ * Hot reads are cached in Redis under t:{tenant}:rc:{table}:{hash} for REST_CACHE_TTL seconds,
+ * where hash covers the caller's role set and the exact statement with its parameters (which
+ * already carry the tenant schema and any own-row condition). The entry records the table's
+ * per-tenant write counter t:{tenant}:tv:{table} it was read under; one MGET fetches the counter
+ * and the entry together (atomically: Redis runs one command at a time), and an entry of another
+ * version is a miss. Every committed write bumps the counter before it is answered, so no reader
+ * anywhere is served an entry from before that write; an entry stored late by a reader that saw
+ * an older counter only misses. A cache that cannot be reached is skipped, never waited for.
+ *
+ * Entry: "{version}\n{count or empty}\n{rows in the array}\n{etag}\n{rows JSON}" — what a hit
+ * needs to answer (Content-Range, ETag) without parsing the rows. */
 
 #define REST_CACHE_TTL "60"
+#define REST_CACHE_MAX_BYTES (256 * 1024)
 
-static const char cache_get_lua[] =
-    "local v = redis.call('GET', KEYS[1]) or '0'\n"
-    "return {v, redis.call('GET', ARGV[1] .. ':' .. v)}\n";
-
-static char cache_get_sha[41]; /* SHA-1 of cache_get_lua in hex, as Redis names loaded scripts */
-
-static void cache_store(rest_call_t *rc, const char *count, const char *rows, size_t rows_len)
+static void cache_store(rest_call_t *rc, const char *count, long nrows, const char *etag, const char *rows, size_t rows_len)
 {
-    if (rc->cache_key[0] == '\0' || rc->cache_version[0] == '\0' || rows_len > 256 * 1024)
+    if (rc->cache_key[0] == '\0' || rows_len > REST_CACHE_MAX_BYTES)
         return;
-    char key[300];
-    snprintf(key, sizeof(key), "%s:%s", rc->cache_key, rc->cache_version);
-    size_t clen = count != NULL ? strlen(count) : 0;
-    char *value = malloc(clen + rows_len + 2);
-    memcpy(value, count != NULL ? count : "", clen);
-    value[clen] = '\n';
-    memcpy(value + clen + 1, rows, rows_len);
-    const char *argv[5] = {"SET", key, value, "EX", REST_CACHE_TTL};
-    size_t lens[5] = {3, strlen(key), clen + 1 + rows_len, 2, strlen(REST_CACHE_TTL)};
+    char head[160];
+    int hlen = snprintf(head, sizeof(head), "%s\n%s\n%ld\n%s\n", rc->cache_version, count != NULL ? count : "", nrows, etag);
+    if (hlen < 0 || (size_t)hlen >= sizeof(head))
+        return;
+    char *value = malloc((size_t)hlen + rows_len);
+    if (value == NULL)
+        return;
+    memcpy(value, head, (size_t)hlen);
+    memcpy(value + hlen, rows, rows_len);
+    const char *argv[5] = {"SET", rc->cache_key, value, "EX", REST_CACHE_TTL};
+    size_t lens[5] = {3, strlen(rc->cache_key), (size_t)hlen + rows_len, 2, strlen(REST_CACHE_TTL)};
     redis_command_argv(rc->hr->worker->redis, NULL, NULL, 5, argv, lens);
     free(value);
+}
+
+/* Cuts the next '\n'-terminated field off *p (of *left bytes); NULL when there is none. */
+static const char *entry_field(const char **p, size_t *left, size_t *len)
+{
+    const char *nl = memchr(*p, '\n', *left);
+    if (nl == NULL)
+        return NULL;
+    const char *field = *p;
+    *len = (size_t)(nl - field);
+    *left -= *len + 1;
+    *p = nl + 1;
+    return field;
+}
+
+/* Answers from a cache entry read under version (NUL-terminated); false when it is not a hit. */
+static bool cache_answer(rest_call_t *rc, const char *version, const char *entry, size_t entry_len)
+{
+    const char *p = entry;
+    size_t left = entry_len, vlen, clen, nlen, elen;
+    const char *v = entry_field(&p, &left, &vlen);
+    const char *c = v != NULL ? entry_field(&p, &left, &clen) : NULL;
+    const char *n = c != NULL ? entry_field(&p, &left, &nlen) : NULL;
+    const char *e = n != NULL ? entry_field(&p, &left, &elen) : NULL;
+    if (e == NULL || vlen != strlen(version) || memcmp(v, version, vlen) != 0)
+        return false;
+    char count[32], nrows[24], etag[40];
+    if (clen >= sizeof(count) || nlen == 0 || nlen >= sizeof(nrows) || elen == 0 || elen >= sizeof(etag))
+        return false;
+    memcpy(count, c, clen);
+    count[clen] = '\0';
+    memcpy(nrows, n, nlen);
+    nrows[nlen] = '\0';
+    memcpy(etag, e, elen);
+    etag[elen] = '\0';
+    rc->hr->cancel = NULL;
+    restq_sql_free(&rc->query);
+    send_rows(rc, clen > 0 ? count : NULL, strtol(nrows, NULL, 10), etag, p, left);
+    return true;
 }
 
 static void rest_submit(rest_call_t *rc, restq_sql_t *q);
@@ -331,27 +372,20 @@ static void on_cache_read(void *data, redisReply *reply, const char *err)
 {
     rest_call_t *rc = data;
     rc->cmd = NULL;
-    if (reply != NULL && reply->type == REDIS_REPLY_ERROR && strncmp(reply->str, "NOSCRIPT", 8) == 0) {
-        const char *argv[3] = {"SCRIPT", "LOAD", cache_get_lua};
-        size_t lens[3] = {6, 4, strlen(cache_get_lua)};
-        redis_command_argv(rc->hr->worker->redis, NULL, NULL, 3, argv, lens);
-        rc->cache_key[0] = '\0'; /* the version is unknown: do not store this answer */
-    }
-    if (reply != NULL && reply->type == REDIS_REPLY_ARRAY && reply->elements == 2 && reply->element[0]->type == REDIS_REPLY_STRING) {
-        snprintf(rc->cache_version, sizeof(rc->cache_version), "%s", reply->element[0]->str);
-        redisReply *v = reply->element[1];
-        const char *nl = v->type == REDIS_REPLY_STRING ? memchr(v->str, '\n', v->len) : NULL;
-        if (nl != NULL) {
-            char count[32] = "";
-            size_t clen = (size_t)(nl - v->str);
-            if (clen < sizeof(count))
-                memcpy(count, v->str, clen);
-            count[clen < sizeof(count) ? clen : 0] = '\0';
-            rc->hr->cancel = NULL;
-            restq_sql_free(&rc->query);
-            send_rows(rc, clen > 0 ? count : NULL, nl + 1, v->len - clen - 1);
+    (void)err;
+    if (reply != NULL && reply->type == REDIS_REPLY_ARRAY && reply->elements == 2) {
+        redisReply *ver = reply->element[0], *entry = reply->element[1];
+        if (ver->type == REDIS_REPLY_NIL)
+            snprintf(rc->cache_version, sizeof(rc->cache_version), "0");
+        else if (ver->type == REDIS_REPLY_STRING && ver->len < sizeof(rc->cache_version))
+            snprintf(rc->cache_version, sizeof(rc->cache_version), "%s", ver->str);
+        else
+            rc->cache_key[0] = '\0'; /* a counter we cannot read: do not store under it */
+        if (rc->cache_key[0] != '\0' && entry->type == REDIS_REPLY_STRING &&
+            cache_answer(rc, rc->cache_version, entry->str, entry->len))
             return;
-        }
+    } else {
+        rc->cache_key[0] = '\0'; /* the version is unknown: do not store this answer */
     }
     restq_sql_t q = rc->query;
     memset(&rc->query, 0, sizeof(rc->query));
@@ -384,12 +418,10 @@ static void cached_select(rest_call_t *rc, restq_sql_t *q)
     snprintf(vkey, sizeof(vkey), "t:%s:tv:%s", p->claims.tid, rc->table_name);
     rc->query = *q;
     memset(q, 0, sizeof(*q));
-    /* EVALSHA: Redis need not hash the script body on every read (NOSCRIPT counts as a miss and
-     * loads it for the next reads) */
-    const char *argv[5] = {"EVALSHA", cache_get_sha, "1", vkey, rc->cache_key};
-    size_t lens[5] = {7, 40, 1, strlen(vkey), strlen(rc->cache_key)};
+    const char *argv[3] = {"MGET", vkey, rc->cache_key};
+    size_t lens[3] = {4, strlen(vkey), strlen(rc->cache_key)};
     hr->cancel = rest_cancel;
-    rc->cmd = redis_command_argv(hr->worker->redis, on_cache_read, rc, 5, argv, lens);
+    rc->cmd = redis_command_argv(hr->worker->redis, on_cache_read, rc, 3, argv, lens);
     if (rc->cmd == NULL) {
         rc->cache_key[0] = '\0'; /* no cache now: straight to Postgres */
         restq_sql_t again = rc->query;
@@ -421,10 +453,14 @@ static void on_rest_result(void *data, const db_result_t *res)
     const char *rows = PQgetvalue(r, 0, 0);
     size_t rows_len = (size_t)PQgetlength(r, 0, 0);
     if (rc->op == OP_SELECT) {
-        const char *count = rc->want_count && PQnfields(r) > 1 ? PQgetvalue(r, 0, 1) : NULL;
-        cache_store(rc, count, rows, rows_len);
+        /* columns: rows JSON, the number of rows in it, the exact count when asked for */
+        long nrows = PQnfields(r) > 1 ? strtol(PQgetvalue(r, 0, 1), NULL, 10) : 0;
+        const char *count = rc->want_count && PQnfields(r) > 2 ? PQgetvalue(r, 0, 2) : NULL;
+        char etag[40];
+        rows_etag(rows, rows_len, etag);
+        cache_store(rc, count, nrows, etag, rows, rows_len);
         hr->cancel = NULL;
-        send_rows(rc, count, rows, rows_len);
+        send_rows(rc, count, nrows, etag, rows, rows_len);
         return;
     }
     rc->write_rows = strdup(PQnfields(r) > 1 ? PQgetvalue(r, 0, 1) : rows);
@@ -443,7 +479,9 @@ static void rest_submit(rest_call_t *rc, restq_sql_t *q)
                           {.stmt = NULL, .params = (const char *const *)q->params, .sql = q->sql, .nparams = q->nparams}};
     db_status_t st;
     hr->cancel = rest_cancel;
-    rc->job = db_submit(hr->worker->db, steps, 2, on_rest_result, rc, &st);
+    /* a SELECT may share its sync (and implicit transaction) with other reads: its first step
+     * sets the role and search_path it runs under; writes always get their own */
+    rc->job = (rc->op == OP_SELECT ? db_submit_read : db_submit)(hr->worker->db, steps, 2, on_rest_result, rc, &st);
     if (rc->job == NULL) {
         if (st == DB_REJECTED) {
             hr->cancel = NULL;
@@ -575,7 +613,7 @@ static void run_select(rest_call_t *rc)
         q.len = q.cap = 0;
     }
 
-    restq_sql_append(&q, "SELECT coalesce(array_to_json(array_agg(row_to_json(_r))), '[]')::text");
+    restq_sql_append(&q, "SELECT coalesce(array_to_json(array_agg(row_to_json(_r))), '[]')::text, count(*)");
     if (rc->want_count) {
         restq_sql_append(&q, ", (SELECT count(*) FROM ");
         append_qualified(hr, &q, rc->table);
@@ -1061,10 +1099,6 @@ void rest_worker_stop(http_worker_t *w)
 
 void rest_init(void)
 {
-    unsigned char digest[SHA_DIGEST_LENGTH];
-    SHA1((const unsigned char *)cache_get_lua, strlen(cache_get_lua), digest);
-    for (int i = 0; i < SHA_DIGEST_LENGTH; i++)
-        snprintf(cache_get_sha + 2 * i, 3, "%02x", digest[i]);
     db_stmt_register(&catalog_stmt);
     db_stmt_register(&tenant_ctx_stmt);
 }

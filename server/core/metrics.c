@@ -168,6 +168,10 @@ char *metrics_render(size_t *len)
                    "tenantd_db_queries_total{result=\"timeout\"} %lu\ntenantd_db_queries_total{result=\"rejected\"} %lu\n",
               atomic_load(&counters[METRICS_COUNTER_DB_OK]), atomic_load(&counters[METRICS_COUNTER_DB_ERROR]),
               atomic_load(&counters[METRICS_COUNTER_DB_TIMEOUT]), atomic_load(&counters[METRICS_COUNTER_DB_REJECTED]));
+    tb_printf(&tb, "# HELP tenantd_db_read_batching_total Read queries that shared one pipeline sync with others, and those sent again alone.\n"
+                   "# TYPE tenantd_db_read_batching_total counter\n"
+                   "tenantd_db_read_batching_total{event=\"shared\"} %lu\ntenantd_db_read_batching_total{event=\"resent\"} %lu\n",
+              atomic_load(&counters[METRICS_COUNTER_DB_READ_SHARED]), atomic_load(&counters[METRICS_COUNTER_DB_READ_RESENT]));
     long redis_up = metrics_gauge_get(METRICS_GAUGE_REDIS_UP), redis_down = metrics_gauge_get(METRICS_GAUGE_REDIS_DOWN);
     tb_printf(&tb, "# HELP tenantd_redis_connections Redis connections by state.\n# TYPE tenantd_redis_connections gauge\n"
                    "tenantd_redis_connections{state=\"up\"} %ld\ntenantd_redis_connections{state=\"down\"} %ld\n",

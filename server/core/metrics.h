@@ -30,6 +30,8 @@ typedef enum {
     METRICS_COUNTER_DB_ERROR,    /* queries that failed (SQL error or connection loss) */
     METRICS_COUNTER_DB_TIMEOUT,  /* queries cancelled by the per-query timeout */
     METRICS_COUNTER_DB_REJECTED, /* queries refused because the wait queue was full or the pool down */
+    METRICS_COUNTER_DB_READ_SHARED, /* read jobs sent sharing one sync with other reads (db_submit_read) */
+    METRICS_COUNTER_DB_READ_RESENT, /* read jobs sent again alone because another job of their batch failed */
     METRICS_COUNTER_REDIS_OK,
     METRICS_COUNTER_REDIS_ERROR,
     METRICS_COUNTER_REDIS_TIMEOUT,

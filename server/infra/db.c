@@ -10,6 +10,12 @@
  * use on that connection) + PQsendQueryPrepared, and the job ends with one PQpipelineSync. Results
  * are read back in order: a command's results end with a NULL from PQgetResult, a job with
  * PGRES_PIPELINE_SYNC. An error aborts only the rest of its own job (its own sync).
+ * Read batches: jobs submitted with db_submit_read (read-only, their first step sets every
+ * session setting they depend on) that go to one connection in one dispatch pass share a single
+ * sync — one write and one implicit transaction for up to DB_READ_BATCH_MAX of them, since libpq
+ * 15 flushes at every PQpipelineSync. A member ends at its last command's results; a member whose
+ * commands were only PGRES_PIPELINE_ABORTED (an earlier member failed) never ran and is sent
+ * again, alone. Other jobs always get their own sync: they never run in a batch's transaction.
  * A job has one deadline from submission; past it the job fails with DB_TIMEOUT and, if it was
  * already sent, its connection is dropped (the server-side statement_timeout usually fires first).
  */
@@ -27,6 +33,7 @@
 #define DB_MAX_STMTS 256
 #define DB_PLAN_SLOTS 256 /* ad-hoc statements kept prepared per connection */
 #define DB_PIPELINE_DEPTH 64
+#define DB_READ_BATCH_MAX 16 /* read jobs sharing one sync */
 #define DB_BACKOFF_TICK_MS 250
 #define DB_BACKOFF_MAX_TICKS 16 /* 4 s */
 #define DB_CONNECT_TIMEOUT_TICKS 20 /* 5 s */
@@ -77,6 +84,9 @@ struct db_job {
     cmd_kind_t cmds[DB_MAX_STEPS * 2 + 1];
     int cmd_step[DB_MAX_STEPS * 2 + 1];
     int cmd_got_result;
+    bool shareable;  /* a read job that may share a sync (db_submit_read) */
+    bool saw_abort;  /* a command came back PGRES_PIPELINE_ABORTED */
+    bool saw_error;  /* a command of this job failed by itself */
     db_result_t result;
     char message[256];
     char sqlstate[6];
@@ -101,6 +111,8 @@ struct db_conn {
     h2o_timeout_entry_t backoff;
     int backoff_ticks_left, backoff_exp;
     int index;
+    db_job_t *batch_tail; /* the last read job sent in this pass whose sync is not sent yet */
+    int batch_len;
 };
 
 struct db_pool {
@@ -215,6 +227,7 @@ static void conn_start_connect(db_conn_t *conn);
 static void on_conn_io(h2o_socket_t *sock, const char *err);
 static void on_conn_writable(h2o_socket_t *sock, const char *err);
 static void pool_schedule_dispatch(db_pool_t *pool);
+static int conn_close_batch(db_conn_t *conn);
 
 static void conn_close_socket(db_conn_t *conn)
 {
@@ -237,6 +250,8 @@ static void conn_drop(db_conn_t *conn, const char *why)
         log_debug(NULL, "db: connection %d attempt failed: %s", conn->index, why);
     conn_set_state(conn, CONN_DOWN);
     conn_close_socket(conn);
+    conn->batch_tail = NULL;
+    conn->batch_len = 0;
     if (conn->pg != NULL) {
         PQfinish(conn->pg);
         conn->pg = NULL;
@@ -378,6 +393,42 @@ static void job_record_error(db_job_t *job, const PGresult *res, const char *fal
         snprintf(job->sqlstate, sizeof(job->sqlstate), "%s", state);
 }
 
+/* Puts a read job that never ran (another member of its batch failed first) back at the head of
+ * the queue, to be sent alone. Its deadline runs on. */
+static void job_requeue(db_job_t *job)
+{
+    db_pool_t *pool = job->pool;
+    h2o_linklist_unlink(&job->link);
+    job->conn->ninflight--;
+    metrics_gauge_add(METRICS_GAUGE_DB_INFLIGHT, -1);
+    for (int i = 0; i < job->nsteps; i++) {
+        if (job->result.results[i] != NULL)
+            PQclear(job->result.results[i]);
+        job->result.results[i] = NULL;
+    }
+    job->message[0] = '\0';
+    job->sqlstate[0] = '\0';
+    job->cmd_index = job->ncmds = job->cmd_got_result = 0;
+    job->saw_abort = job->saw_error = false;
+    job->shareable = false; /* alone this time: it cannot be aborted by another job again */
+    metrics_count(METRICS_COUNTER_DB_READ_RESENT);
+    job->conn = NULL;
+    h2o_linklist_insert(pool->queue.next, &job->link);
+    pool->nqueued++;
+    metrics_gauge_add(METRICS_GAUGE_DB_QUEUE, 1);
+    pool_schedule_dispatch(pool);
+}
+
+/* A job's last expected result is in: finish it, or send again a batch member that never ran. */
+static void job_done(db_job_t *job)
+{
+    if (job->shareable && job->saw_abort && !job->saw_error) {
+        job_requeue(job);
+        return;
+    }
+    job_finish(job, job->message[0] != '\0' ? DB_SQL_ERROR : DB_OK, NULL);
+}
+
 /* Reads every complete result available; returns -1 when the connection broke. */
 static int conn_read_results(db_conn_t *conn)
 {
@@ -398,6 +449,8 @@ static int conn_read_results(db_conn_t *conn)
                 return 0; /* nothing more available yet */
             job->cmd_index++;
             job->cmd_got_result = 0;
+            if (job->cmd_index == job->ncmds) /* a read batch member before the one holding the sync */
+                job_done(job);
             continue;
         }
         ExecStatusType st = PQresultStatus(res);
@@ -405,8 +458,7 @@ static int conn_read_results(db_conn_t *conn)
             PQclear(res);
             if (kind != CMD_SYNC)
                 return -1; /* protocol confusion: drop the connection */
-            db_status_t status = job->message[0] != '\0' ? DB_SQL_ERROR : DB_OK;
-            job_finish(job, status, NULL);
+            job_done(job);
             /* A job must never leave a transaction open on a pooled connection (e.g. a BEGIN without
              * COMMIT): that would carry one tenant's role into the next job. Drop the connection. */
             PGTransactionStatusType ts = PQtransactionStatus(conn->pg);
@@ -417,6 +469,10 @@ static int conn_read_results(db_conn_t *conn)
         job->cmd_got_result = 1;
         int step = job->cmd_step[job->cmd_index];
         if (st == PGRES_FATAL_ERROR || st == PGRES_PIPELINE_ABORTED || st == PGRES_BAD_RESPONSE || st == PGRES_NONFATAL_ERROR) {
+            if (st == PGRES_PIPELINE_ABORTED)
+                job->saw_abort = true;
+            else if (st != PGRES_NONFATAL_ERROR)
+                job->saw_error = true;
             if (st != PGRES_NONFATAL_ERROR)
                 job_record_error(job, res, "statement failed");
             if (kind == CMD_PREPARE && job->stmts[step] != NULL) /* failed or skipped after an earlier error: not prepared */
@@ -486,7 +542,25 @@ static void on_conn_io(h2o_socket_t *sock, const char *err)
 
 /* ---------------------------------------------------------------- dispatch */
 
-/* Sends one job on conn; returns -1 when libpq refused (the connection is then dropped). */
+/* Ends the connection's open read batch with one sync, expected by its last job; -1 when libpq refused. */
+static int conn_close_batch(db_conn_t *conn)
+{
+    db_job_t *tail = conn->batch_tail;
+    for (int i = 0; conn->batch_len > 1 && i < conn->batch_len; i++)
+        metrics_count(METRICS_COUNTER_DB_READ_SHARED);
+    conn->batch_tail = NULL;
+    conn->batch_len = 0;
+    if (tail == NULL)
+        return 0;
+    if (PQpipelineSync(conn->pg) != 1)
+        return -1;
+    tail->cmd_step[tail->ncmds] = 0;
+    tail->cmds[tail->ncmds++] = CMD_SYNC;
+    return 0;
+}
+
+/* Sends one job's commands on conn, closed by its own sync unless it is a read job joining the
+ * connection's open batch; returns -1 when libpq refused (the connection is then dropped). */
 static int conn_send_job(db_conn_t *conn, db_job_t *job)
 {
     job->ncmds = 0;
@@ -529,6 +603,10 @@ static int conn_send_job(db_conn_t *conn, db_job_t *job)
         job->cmd_step[job->ncmds] = i;
         job->cmds[job->ncmds++] = CMD_EXECUTE;
     }
+    if (job->shareable) {
+        conn->batch_tail = job;
+        return ++conn->batch_len >= DB_READ_BATCH_MAX ? conn_close_batch(conn) : 0;
+    }
     if (PQpipelineSync(conn->pg) != 1)
         return -1;
     job->cmd_step[job->ncmds] = 0;
@@ -536,9 +614,15 @@ static int conn_send_job(db_conn_t *conn, db_job_t *job)
     return 0;
 }
 
-static db_conn_t *pool_pick_conn(db_pool_t *pool)
+static db_conn_t *pool_pick_conn(db_pool_t *pool, const db_job_t *job)
 {
     db_conn_t *best = NULL;
+    if (job->shareable) /* join a batch already open in this pass: one write instead of two */
+        for (int i = 0; i < pool->opts.connections; i++) {
+            db_conn_t *c = &pool->conns[i];
+            if (c->state == CONN_READY && c->batch_tail != NULL && c->ninflight < DB_PIPELINE_DEPTH)
+                return c;
+        }
     for (int i = 0; i < pool->opts.connections; i++) {
         db_conn_t *c = &pool->conns[i];
         if (c->state == CONN_READY && c->ninflight < DB_PIPELINE_DEPTH && (best == NULL || c->ninflight < best->ninflight))
@@ -552,10 +636,14 @@ static void on_dispatch(h2o_timeout_entry_t *entry)
     db_pool_t *pool = H2O_STRUCT_FROM_MEMBER(db_pool_t, dispatch_entry, entry);
     bool touched[64] = {false};
     while (!h2o_linklist_is_empty(&pool->queue)) {
-        db_conn_t *conn = pool_pick_conn(pool);
+        db_job_t *job = H2O_STRUCT_FROM_MEMBER(db_job_t, link, pool->queue.next);
+        db_conn_t *conn = pool_pick_conn(pool, job);
         if (conn == NULL)
             break;
-        db_job_t *job = H2O_STRUCT_FROM_MEMBER(db_job_t, link, pool->queue.next);
+        if (!job->shareable && conn_close_batch(conn) != 0) { /* never inside a read batch's transaction */
+            conn_drop(conn, PQerrorMessage(conn->pg));
+            continue;
+        }
         h2o_linklist_unlink(&job->link);
         pool->nqueued--;
         metrics_gauge_add(METRICS_GAUGE_DB_QUEUE, -1);
@@ -569,6 +657,11 @@ static void on_dispatch(h2o_timeout_entry_t *entry)
         }
         if (conn->index < 64)
             touched[conn->index] = true;
+    }
+    for (int i = 0; i < pool->opts.connections; i++) {
+        db_conn_t *c = &pool->conns[i];
+        if (c->state == CONN_READY && c->batch_tail != NULL && conn_close_batch(c) != 0)
+            conn_drop(c, PQerrorMessage(c->pg));
     }
     for (int i = 0; i < pool->opts.connections && i < 64; i++)
         if (touched[i] && pool->conns[i].state == CONN_READY)
@@ -659,7 +752,8 @@ size_t db_pool_pending(const db_pool_t *pool)
     return pool->npending;
 }
 
-db_job_t *db_submit(db_pool_t *pool, const db_step_t *steps, int nsteps, db_callback_t cb, void *data, db_status_t *status)
+static db_job_t *pool_submit(db_pool_t *pool, const db_step_t *steps, int nsteps, bool shareable, db_callback_t cb, void *data,
+                             db_status_t *status)
 {
     if (nsteps < 1 || nsteps > DB_MAX_STEPS) {
         *status = DB_REJECTED;
@@ -684,6 +778,7 @@ db_job_t *db_submit(db_pool_t *pool, const db_step_t *steps, int nsteps, db_call
         return NULL;
     }
     job->pool = pool;
+    job->shareable = shareable;
     job->cb = cb;
     job->data = data;
     job->nsteps = nsteps;
@@ -717,6 +812,16 @@ db_job_t *db_submit(db_pool_t *pool, const db_step_t *steps, int nsteps, db_call
     metrics_gauge_add(METRICS_GAUGE_DB_QUEUE, 1);
     pool_schedule_dispatch(pool);
     return job;
+}
+
+db_job_t *db_submit(db_pool_t *pool, const db_step_t *steps, int nsteps, db_callback_t cb, void *data, db_status_t *status)
+{
+    return pool_submit(pool, steps, nsteps, false, cb, data, status);
+}
+
+db_job_t *db_submit_read(db_pool_t *pool, const db_step_t *steps, int nsteps, db_callback_t cb, void *data, db_status_t *status)
+{
+    return pool_submit(pool, steps, nsteps, true, cb, data, status);
 }
 
 char *db_escape_identifier(db_pool_t *pool, const char *name)

@@ -5,8 +5,8 @@
  * or more steps (a prepared statement and its text parameters) that are sent back to back and
  * closed by one pipeline sync (one implicit transaction), so set_config + query cost one round
  * trip. Jobs submitted in one loop turn are dispatched together at the end of the turn; libpq 15
- * flushes at every PQpipelineSync, so each job is still one write (sharing one sync between jobs
- * would also share their transaction). Statements are registered once
+ * flushes at every PQpipelineSync, so each job is one write — except read jobs (db_submit_read),
+ * which share one sync, and so one transaction and one write, per connection and pass. Statements are registered once
  * (db_stmt_t, static storage) and prepared lazily on each connection at first use.
  *
  * Guarantees: the callback of an accepted job is called exactly once (ok, SQL error, timeout or
@@ -97,6 +97,14 @@ typedef struct {
  */
 db_job_t *db_submit(db_pool_t *pool, const db_step_t *steps, int nsteps, db_callback_t cb, void *data, db_status_t *status);
 
+/*
+ * Submits a read-only job whose first step sets every session setting its other steps depend on
+ * (e.g. set_config of role and search_path, local to the transaction). It may share one sync —
+ * one implicit transaction, one write — with other such jobs sent in the same dispatch pass; if
+ * another job of that batch fails first, it is sent again alone (same callback, same deadline).
+ * Never for writes, nor for steps that rely on defaults a batch neighbour may have changed.
+ */
+db_job_t *db_submit_read(db_pool_t *pool, const db_step_t *steps, int nsteps, db_callback_t cb, void *data, db_status_t *status);
 /* Shorthand for a one-step job. */
 db_job_t *db_query(db_pool_t *pool, const db_stmt_t *stmt, const char *const *params, db_callback_t cb, void *data,
                    db_status_t *status);
