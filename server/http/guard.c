@@ -264,6 +264,10 @@ static void on_pubsub_message(void *data, const char *channel, size_t channel_le
         evict_sid(w->guard, msg, msg_len);
     else if (channel_len == sizeof(GUARD_TENANT_CHANNEL) - 1 && memcmp(channel, GUARD_TENANT_CHANNEL, channel_len) == 0)
         evict_tenant(w->guard, msg, msg_len);
+    else if (channel_len == sizeof(GUARD_SCHEMA_CHANNEL) - 1 && memcmp(channel, GUARD_SCHEMA_CHANNEL, channel_len) == 0) {
+        log_info(NULL, "schema change announced (%.*s): reloading", (int)(msg_len < 64 ? msg_len : 64), msg);
+        server_reload_worker(w);
+    }
     /* the realtime hub hears everything too: revocations close sockets, tenant changes re-check them */
     if (w->guard->other_messages != NULL)
         w->guard->other_messages(w->guard->other_data, channel, channel_len, msg, msg_len);
@@ -287,6 +291,7 @@ void guard_worker_start(http_worker_t *w)
     redis_client_on_state(w->redis_sub, on_subscriber_state, w);
     redis_subscribe(w->redis_sub, SESSION_REVOCATION_CHANNEL);
     redis_subscribe(w->redis_sub, GUARD_TENANT_CHANNEL);
+    redis_subscribe(w->redis_sub, GUARD_SCHEMA_CHANNEL);
 }
 
 void guard_on_other_messages(http_worker_t *w, redis_message_cb cb, void *data)

@@ -214,6 +214,12 @@ static void close_listener(http_worker_t *w, h2o_socket_t **listener, h2o_accept
 
 /* ---------------------------------------------------------------- worker loop */
 
+void server_reload_worker(http_worker_t *w)
+{
+    if (server_app->on_reload != NULL)
+        server_app->on_reload(w);
+}
+
 static void on_tick(h2o_timeout_entry_t *entry)
 {
     http_worker_t *w = H2O_STRUCT_FROM_MEMBER(http_worker_t, tick, entry);
@@ -223,8 +229,7 @@ static void on_tick(h2o_timeout_entry_t *entry)
     unsigned gen = atomic_load(&server_reload_generation);
     if (gen != w->reload_seen) {
         w->reload_seen = gen;
-        if (server_app->on_reload != NULL)
-            server_app->on_reload(w);
+        server_reload_worker(w);
     }
 
     if (atomic_load(&server_stop_requested) && !w->draining) {

@@ -65,6 +65,9 @@ extern const config_t *server_config;
 /* Runs the server until SIGTERM/SIGINT; returns the process exit code (0 after a clean drain, 1 on a start-up failure). */
 int server_run(const config_t *cfg, const server_app_t *app);
 
+/* Runs the app's reload hook (what SIGHUP runs on every worker) on w alone; call on w's own thread. */
+void server_reload_worker(http_worker_t *w);
+
 /* Worker number index (0 .. threads-1), or NULL; workers exist from server_run until it returns. */
 http_worker_t *server_worker_at(int index);
 
