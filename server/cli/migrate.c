@@ -25,6 +25,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "cli/notify.h"
 #include "cli/progress.h"
 
 #define MIGRATE_STR2(x) #x
@@ -820,6 +821,13 @@ int migrate_cmd(cli_env_t *env, int argc, char **argv)
         migrations += plan.tenants[i].applied;
     printf("migrated %zu tenant schemas (%zu migrations) in %.2f s; %zu failed\n", plan.ntenants - failed, migrations,
            cli_now() - t0, failed);
+    if (migrations > 0) { /* running servers re-read the tables the data API serves */
+        char what[64];
+        snprintf(what, sizeof(what), "%zu migrations", migrations);
+        long heard = cli_notify_schema_change(env, what);
+        if (heard >= 0)
+            printf("told running servers to reload (%ld workers listening)\n", heard);
+    }
     if (failed > 0) {
         size_t shown = 0;
         for (size_t i = 0; i < plan.ntenants; i++) {

@@ -17,6 +17,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "core/channels.h"
 #include "http/server.h"
 #include "security/colpolicy.h"
 #include "security/rbac.h"
@@ -24,7 +25,7 @@
 
 #define GUARD_AUTHENTICATED "authenticated" /* route permission: any authenticated caller */
 #define GUARD_TENANT_CHANNEL "tenantd:tenants" /* pub/sub: a tenant id whose status or roles changed */
-#define GUARD_SCHEMA_CHANNEL "tenantd:schema"   /* pub/sub: tenantctl migrate changed the schemas: reload as on SIGHUP */
+#define GUARD_SCHEMA_CHANNEL CHANNEL_SCHEMA    /* pub/sub: tenantctl migrate changed the schemas: reload as on SIGHUP */
 #define GUARD_PLATFORM_TID "00000000-0000-0000-0000-000000000000" /* the `tid` of platform-admin tokens */
 
 /* The caller of a request, valid for the request's lifetime. */
