@@ -263,12 +263,18 @@ static redis_cmd_t *publish_changes(rest_call_t *rc, http_request_t *hr, const c
 
 /* ---------------------------------------------------------------- answering */
 
-/* The weak ETag of a representation: FNV-1a over its bytes. */
-static void rows_etag(const char *rows, size_t rows_len, char etag[40])
+/* The weak ETag of a representation: FNV-1a over its bytes and, for a counted read, the exact
+ * count (Content-Range is part of what a client caches: a count change alone is a new ETag). */
+static void rows_etag(const char *rows, size_t rows_len, const char *count, char etag[40])
 {
     uint64_t h = 1469598103934665603ull;
     for (size_t i = 0; i < rows_len; i++)
         h = (h ^ (unsigned char)rows[i]) * 1099511628211ull;
+    if (count != NULL) {
+        h = (h ^ '\n') * 1099511628211ull;
+        for (const char *c = count; *c != '\0'; c++)
+            h = (h ^ (unsigned char)*c) * 1099511628211ull;
+    }
     snprintf(etag, 40, "W/\"%016llx\"", (unsigned long long)h);
 }
 
@@ -457,7 +463,7 @@ static void on_rest_result(void *data, const db_result_t *res)
         long nrows = PQnfields(r) > 1 ? strtol(PQgetvalue(r, 0, 1), NULL, 10) : 0;
         const char *count = rc->want_count && PQnfields(r) > 2 ? PQgetvalue(r, 0, 2) : NULL;
         char etag[40];
-        rows_etag(rows, rows_len, etag);
+        rows_etag(rows, rows_len, count, etag);
         cache_store(rc, count, nrows, etag, rows, rows_len);
         hr->cancel = NULL;
         send_rows(rc, count, nrows, etag, rows, rows_len);

@@ -74,6 +74,25 @@ test('a write on one instance is visible to the next read on the other', async (
   }
 });
 
+test('a counted read gets a new ETag when only the count changes', async () => {
+  const tag = `${RUN}-count`;
+  const q = `orders?title=like.${encodeURIComponent(`${tag}*`)}&order=position&limit=1`;
+  const counted = { prefer: 'count=exact' };
+  const a = await rest(one, 'POST', 'orders', 'admin', { title: `${tag}-a`, position: 1 }, REP);
+  assert.equal(a.status, 201, a.body);
+  const first = await rest(two, 'GET', q, 'admin', undefined, counted);
+  assert.equal(first.status, 200, first.body);
+  assert.equal(first.headers['content-range'], '0-0/1');
+  assert.equal((await rest(two, 'GET', q, 'admin', undefined, { ...counted, 'if-none-match': first.headers.etag })).status, 304);
+  const b = await rest(one, 'POST', 'orders', 'admin', { title: `${tag}-b`, position: 2 }, REP);
+  assert.equal(b.status, 201, b.body);
+  const again = await rest(two, 'GET', q, 'admin', undefined, { ...counted, 'if-none-match': first.headers.etag });
+  assert.equal(again.status, 200, 'same first row, new count: not a 304');
+  assert.equal(again.headers['content-range'], '0-0/2');
+  assert.deepEqual(again.json, first.json);
+  assert.notEqual(again.headers.etag, first.headers.etag);
+});
+
 test('the same query by another tenant or another role never gets foreign rows or a foreign 304', async () => {
   const a = await rest(one, 'POST', 'orders', 'admin', { title: `${RUN}-acme`, position: 1 }, REP);
   assert.equal(a.status, 201, a.body);
