@@ -14,6 +14,7 @@
 
 #include "cli/dataio.h"
 #include "cli/migrate.h"
+#include "cli/tenant_batch.h"
 #include "core/slug.h"
 #include "core/tenantline.h"
 
@@ -21,6 +22,7 @@ static const char TENANT_USAGE[] =
     "usage: tenantctl tenant COMMAND ...\n"
     "\n"
     "  create SLUG --name NAME [--owner-email EMAIL]  create a tenant (schema, role, migrations)\n"
+    "  create --from-file FILE [--jobs N]             create many tenants, one a line\n"
     "  list                                           slug, status, schema version of every tenant\n"
     "  suspend SLUG | resume SLUG                     change a tenant's status\n"
     "  drop SLUG [--yes]                              delete a tenant and all its data\n"
@@ -178,14 +180,18 @@ static void rollback(PGconn *c)
 
 static const char CREATE_USAGE[] =
     "usage: tenantctl tenant create SLUG --name NAME [--owner-email EMAIL]\n"
+    "       tenantctl tenant create --from-file FILE [--jobs N] [--timings FILE] [--dry-run]\n"
     "\n"
     "Creates a tenant in one transaction: its row in tenantd.tenants, its NOLOGIN role and schema\n"
     "(both t_<uuid hex>), every tenant migration, the grants, and with --owner-email a user (created\n"
     "without a password if new) holding the owner role. A failure leaves nothing behind.\n"
-    "SLUG: 2 to 63 characters a-z, 0-9 and '-', starting with a letter. NAME: 1 to 200 characters.\n";
+    "SLUG: 2 to 63 characters a-z, 0-9 and '-', starting with a letter. NAME: 1 to 200 characters.\n"
+    "With --from-file, creates many tenants (see `tenantctl tenant create --from-file - --help`).\n";
 
 static int cmd_create(cli_env_t *env, int argc, char **argv)
 {
+    if (tenant_batch_requested(argc, argv))
+        return tenant_batch_cmd(env, argc, argv);
     const char *pos[1], *name = NULL, *owner = NULL;
     int npos;
     cli_opt_t opts[] = {{"name", &name, NULL}, {"owner-email", &owner, NULL}, {NULL, NULL, NULL}};
