@@ -6,8 +6,14 @@
 # each beside a sequential psql loop doing the same work in the same run: one psql process per
 # tenant that creates the schema + role, runs the tenant migrations and records them / applies the
 # new migration in one transaction and records it / checks the tenant's ledger — the shape of a
-# shell script or of a per-schema migration tool. Prints a markdown table with the ratios
-# (psql loop ÷ tenantctl) on stdout; progress goes to stderr. Not part of ./dev test.
+# shell script or of a per-schema migration tool. Then
+#   4. batched creation of N tenants (`tenantctl tenant create --from-file --jobs 1`, then
+#      `--jobs 4`): the total time and the per-tenant time tenantctl measures itself (p50, p99),
+#      beside the psql loop of step 1 and a fairer reference, one psql session creating all N
+#      sequentially from one file (each tenant its own transaction, a clock_timestamp() between
+#      tenants for the per-tenant times). Each of the three starts from its own fresh database.
+# Prints markdown tables with the ratios (reference ÷ tenantctl) on stdout; progress goes to
+# stderr. Not part of ./dev test.
 #
 #   eval "$(./dev env)"; tests/bench/tenancy.sh        # 1,000 tenants (about a minute or two)
 #   BENCH_TENANTS=200 tests/bench/tenancy.sh           # smaller
@@ -34,9 +40,9 @@ say() { printf 'bench: %s\n' "$*" >&2; }
 
 DB=tenancy_bench_$$
 RUN=$(printf '%x' "$$")
-with_db() { # with_db URL: the same URL pointing at $DB
+with_db() { # with_db URL [NAME]: the same URL pointing at database NAME (default $DB)
   local url=$1
-  printf '%s/%s' "${url%/*}" "$DB"
+  printf '%s/%s' "${url%/*}" "${2:-$DB}"
 }
 ADMIN=$(with_db "$PG_ADMIN_URL")
 OWNER=$(with_db "$DATABASE_OWNER_URL")
@@ -47,11 +53,14 @@ WORK=$(mktemp -d /tmp/tenancy-bench-XXXXXX)
 
 q() { "$PSQL" -X -q -A -t -v ON_ERROR_STOP=1 -d "$1" -c "$2"; }
 
+DBS=("$DB")        # every database this run created (section 4 adds its own)
 cleanup() {
   set +e
-  local roles
-  roles=$(q "$ADMIN" "SELECT nspname FROM pg_namespace WHERE nspname ~ '^(t_[0-9a-f]{32}|bb_${RUN}_[0-9]+)\$'" 2>/dev/null)
-  q "$PG_ADMIN_URL" "DROP DATABASE IF EXISTS \"$DB\" WITH (FORCE)" >/dev/null 2>&1
+  local roles="" d
+  for d in "${DBS[@]}"; do
+    roles+=" $(q "$(printf '%s/%s' "${PG_ADMIN_URL%/*}" "$d")" "SELECT nspname FROM pg_namespace WHERE nspname ~ '^(t_[0-9a-f]{32}|bb_${RUN}_s?[0-9]+)\$'" 2>/dev/null)"
+    q "$PG_ADMIN_URL" "DROP DATABASE IF EXISTS \"$d\" WITH (FORCE)" >/dev/null 2>&1
+  done
   # One session for every role (a psql per role would take minutes for 2,000 roles).
   for r in $roles; do printf 'DROP ROLE IF EXISTS "%s";\n' "$r"; done |
     "$PSQL" -X -q -d "$PG_ADMIN_URL" >/dev/null 2>&1
@@ -62,6 +71,7 @@ trap 'exit 130' INT TERM
 
 export DATABASE_URL=$APP DATABASE_OWNER_URL=$OWNER TENANTD_MIGRATIONS=$WORK/migrations
 cp -r "$ROOT/migrations" "$WORK/migrations"
+cp -r "$ROOT/migrations" "$WORK/migrations4" # section 4: the same set as step 1 (without step 2's)
 
 say "database $DB, $N tenants, tenantctl $CTL"
 q "$PG_ADMIN_URL" "CREATE DATABASE \"$DB\" OWNER \"$OWNER_ROLE\"" >/dev/null
@@ -91,7 +101,7 @@ baseline_create_sql() { # baseline_create_sql SCHEMA
 }
 
 # --- 1. creation --------------------------------------------------------------------------------
-say "1/3 creating $N tenants with tenantctl"
+say "1/4 creating $N tenants with tenantctl, one process per tenant"
 : >"$WORK/create_ctl"
 for ((i = 1; i <= N; i++)); do
   t0=$(now)
@@ -99,7 +109,7 @@ for ((i = 1; i <= N; i++)); do
   t1=$(now)
   elapsed_ms "$t0" "$t1" >>"$WORK/create_ctl"
 done
-say "1/3 creating $N tenants with the psql loop"
+say "1/4 creating $N tenants with the psql loop"
 : >"$WORK/create_psql"
 for ((i = 1; i <= N; i++)); do
   s="bb_${RUN}_$i"
@@ -109,19 +119,20 @@ for ((i = 1; i <= N; i++)); do
   t1=$(now)
   elapsed_ms "$t0" "$t1" >>"$WORK/create_psql"
 done
+LOOP_TOTAL=$(awk '{ s += $1 } END { printf "%.3f\n", s }' "$WORK/create_psql") # psql time only, not the script's
 
 # --- 2. one new migration across every tenant ---------------------------------------------------
 NEWFILE="$WORK/migrations/tenant/9000_bench_priority.sql"
 printf -- '-- benchmark migration\nALTER TABLE orders ADD COLUMN bench_priority integer NOT NULL DEFAULT 0;\nCREATE INDEX orders_bench_priority_idx ON orders (bench_priority);\n' >"$NEWFILE"
 NEWSUM=$(sha256sum "$NEWFILE" | cut -c1-64)
-say "2/3 one new migration over $N tenants: tenantctl migrate --jobs $JOBS"
+say "2/4 one new migration over $N tenants: tenantctl migrate --jobs $JOBS"
 t0=$(now)
 "$CTL" migrate --jobs "$JOBS" >"$WORK/migrate.out"
 t1=$(now)
 MIG_CTL=$(elapsed_ms "$t0" "$t1")
 applied=$(q "$OWNER" "SELECT count(*) FROM tenantd.schema_migrations WHERE version = 9000")
 [[ $applied == "$N" ]] || { say "tenantctl applied the migration to $applied of $N tenants"; exit 1; }
-say "2/3 one new migration over $N tenants: psql loop"
+say "2/4 one new migration over $N tenants: psql loop"
 t0=$(now)
 for ((i = 1; i <= N; i++)); do
   s="bb_${RUN}_$i"
@@ -137,7 +148,7 @@ t1=$(now)
 MIG_PSQL=$(elapsed_ms "$t0" "$t1")
 
 # --- 3. nothing to do ---------------------------------------------------------------------------
-say "3/3 no-op: tenantctl migrate"
+say "3/4 no-op: tenantctl migrate"
 best_noop=""
 for _ in 1 2 3; do
   t0=$(now)
@@ -148,13 +159,62 @@ for _ in 1 2 3; do
   best_noop=$(awk -v a="$ms" -v b="${best_noop:-$ms}" 'BEGIN { print (a < b ? a : b) }')
 done
 NOOP_CTL=$best_noop
-say "3/3 no-op: psql loop (one ledger check per tenant)"
+say "3/4 no-op: psql loop (one ledger check per tenant)"
 t0=$(now)
 for ((i = 1; i <= N; i++)); do
   "$PSQL" -X -q -A -t -d "$OWNER" -c "SELECT count(*) FROM bench_base.ledger WHERE schema_name = 'bb_${RUN}_$i' AND version = 9000" >/dev/null
 done
 t1=$(now)
 NOOP_PSQL=$(elapsed_ms "$t0" "$t1")
+
+# --- 4. batched creation ------------------------------------------------------------------------
+new_db() { # new_db NAME: a fresh database like $DB with the control schema and no tenants
+  local d=$1
+  DBS+=("$d")
+  q "$PG_ADMIN_URL" "CREATE DATABASE \"$d\" OWNER \"$OWNER_ROLE\"" >/dev/null
+  q "$(with_db "$PG_ADMIN_URL" "$d")" "GRANT CONNECT ON DATABASE \"$d\" TO \"$APP_ROLE\"" >/dev/null
+  DATABASE_URL=$(with_db "$APP" "$d") DATABASE_OWNER_URL=$(with_db "$OWNER" "$d") \
+    TENANTD_MIGRATIONS=$WORK/migrations4 "$CTL" migrate >/dev/null
+}
+for ((i = 1; i <= N; i++)); do printf 'batch-%d\tBatch %d\n' "$i" "$i"; done >"$WORK/batch.tsv"
+batch_jobs=(1)
+[[ $JOBS == 1 ]] || batch_jobs+=("$JOBS")
+declare -A BATCH_TOTAL
+for j in "${batch_jobs[@]}"; do
+  d=${DB}_j$j
+  new_db "$d"
+  say "4/4 batched creation of $N tenants: tenantctl tenant create --from-file --jobs $j"
+  t0=$(now)
+  DATABASE_URL=$(with_db "$APP" "$d") DATABASE_OWNER_URL=$(with_db "$OWNER" "$d") TENANTD_MIGRATIONS=$WORK/migrations4 \
+    "$CTL" tenant create --from-file "$WORK/batch.tsv" --jobs "$j" --timings "$WORK/batch_$j.times" >"$WORK/batch_$j.out"
+  t1=$(now)
+  BATCH_TOTAL[$j]=$(elapsed_ms "$t0" "$t1")
+  awk -F'\t' '$4 == "ok" { print $3 }' "$WORK/batch_$j.times" >"$WORK/batch_$j.ms"
+  created=$(wc -l <"$WORK/batch_$j.ms")
+  [[ $created == "$N" ]] || { say "--jobs $j created $created of $N tenants"; exit 1; }
+  say "$(tail -n 1 "$WORK/batch_$j.out")"
+done
+say "4/4 batched creation of $N tenants: one psql session"
+d=${DB}_s
+new_db "$d"
+SESSION=$(with_db "$OWNER" "$d")
+q "$SESSION" "CREATE SCHEMA bench_base; CREATE TABLE bench_base.ledger (schema_name text, version int, name text,
+  checksum text, applied_at timestamptz DEFAULT now(), PRIMARY KEY (schema_name, version))" >/dev/null
+tenant_files=("$WORK"/migrations4/tenant/*.sql)
+stamp="SELECT 'stamp', extract(epoch FROM clock_timestamp());"
+{
+  for ((i = 1; i <= N; i++)); do
+    echo "$stamp"
+    baseline_create_sql "bb_${RUN}_s$i"
+  done
+  echo "$stamp"
+} >"$WORK/session.sql"
+t0=$(now)
+"$PSQL" -X -q -A -t -v ON_ERROR_STOP=1 -d "$SESSION" -f "$WORK/session.sql" >"$WORK/session.out"
+t1=$(now)
+SESSION_TOTAL=$(elapsed_ms "$t0" "$t1")
+awk -F'|' '$1 == "stamp" { if (n++) printf "%.3f\n", ($2 - prev) * 1000; prev = $2 }' "$WORK/session.out" >"$WORK/session.ms"
+[[ $(wc -l <"$WORK/session.ms") == "$N" ]] || { say "the psql session gave $(wc -l <"$WORK/session.ms") times for $N tenants"; exit 1; }
 
 # --- report -------------------------------------------------------------------------------------
 C50=$(pct "$WORK/create_ctl" 50); C99=$(pct "$WORK/create_ctl" 99)
@@ -171,5 +231,18 @@ echo "| tenant creation p99 | | $(fmt "$C99") | $(fmt "$P99") | $(ratio "$P99" "
 echo "| new migration, all tenants (--jobs $JOBS) | ≤ 5 s, ≥ 5× | $(fmt "$MIG_CTL") | $(fmt "$MIG_PSQL") | $(ratio "$MIG_PSQL" "$MIG_CTL") |"
 echo "| no-op migrate (best of 3) | ≤ 0.5 s, ≥ 5× | $(fmt "$NOOP_CTL") | $(fmt "$NOOP_PSQL") | $(ratio "$NOOP_PSQL" "$NOOP_CTL") |"
 echo
-echo "Creation is one process per tenant on both sides (tenantctl: connect, release check, create_tenant();"
+echo "Batched creation, $N tenants (each measurement in a fresh database; tenantctl's total is the whole command,"
+echo "the psql loop's the sum of its processes' times (step 1), the session's the whole psql run)"
+echo
+echo "| batched creation | target | tenantctl | psql loop | loop ÷ tenantctl | one psql session | session ÷ tenantctl |"
+echo "|---|---|---|---|---|---|---|"
+S50=$(pct "$WORK/session.ms" 50); S99=$(pct "$WORK/session.ms" 99)
+for j in "${batch_jobs[@]}"; do
+  B50=$(pct "$WORK/batch_$j.ms" 50); B99=$(pct "$WORK/batch_$j.ms" 99); BT=${BATCH_TOTAL[$j]}
+  echo "| \`--from-file --jobs $j\`, all $N tenants | ≥ 5× | $(fmt "$BT") | $(fmt "$LOOP_TOTAL") | $(ratio "$LOOP_TOTAL" "$BT") | $(fmt "$SESSION_TOTAL") | $(ratio "$SESSION_TOTAL" "$BT") |"
+  echo "| \`--jobs $j\` per tenant p50 | ≤ 50 ms | $(fmt "$B50") | $(fmt "$P50") | $(ratio "$P50" "$B50") | $(fmt "$S50") | $(ratio "$S50" "$B50") |"
+  echo "| \`--jobs $j\` per tenant p99 | | $(fmt "$B99") | $(fmt "$P99") | $(ratio "$P99" "$B99") | $(fmt "$S99") | $(ratio "$S99" "$B99") |"
+done
+echo
+echo "Creation in step 1 is one process per tenant on both sides (tenantctl: connect, release check, create_tenant();"
 echo "psql: the same DDL from the files). The psql loops start one psql per tenant, sequentially."
