@@ -750,6 +750,12 @@ describe('tenantctl tenant create --from-file', () => {
     db.q(`INSERT INTO ${b}.orders (title) VALUES ('b02 secret')`);
     assert.deepEqual(sql(db.app, `BEGIN; SELECT set_config('role', ${lit(a)}, true), set_config('search_path', ${lit(a)}, true);` +
       " INSERT INTO orders (title) VALUES ('b01 order') RETURNING title; COMMIT").slice(-1), [['b01 order']]);
+    // A table with a sequence from the second migration: the rights come from the default privileges.
+    assert.deepEqual(sql(db.app, `BEGIN; SELECT set_config('role', ${lit(a)}, true), set_config('search_path', ${lit(a)}, true);` +
+      " INSERT INTO batch_extra (note) VALUES ('x') RETURNING id; UPDATE batch_extra SET note = 'y'; DELETE FROM batch_extra; COMMIT").slice(-1), [['1']]);
+    assert.deepEqual(db.q(`SELECT c.relname, c.relacl::text FROM pg_class c WHERE c.relnamespace = ${lit(a)}::regnamespace
+      AND c.relkind IN ('r', 'S') ORDER BY 1`).map(([rel, acl]) => [rel, acl.includes(`${a}=`)]),
+    [['batch_extra', true], ['batch_extra_id_seq', true], ['notifications', true], ['orders', true]]);
     assert.match(sqlError(db.app, `BEGIN; SET LOCAL ROLE ${a}; SELECT title FROM ${b}.orders`), /permission denied/);
     assert.match(sqlError(db.app, `BEGIN; SET LOCAL ROLE ${a}; SELECT * FROM tenantd.tenants`), /permission denied/);
     assert.match(sqlError(db.app, `SELECT title FROM ${a}.orders`), /permission denied/);
