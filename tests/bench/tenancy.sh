@@ -74,6 +74,8 @@ cp -r "$ROOT/migrations" "$WORK/migrations"
 cp -r "$ROOT/migrations" "$WORK/migrations4" # section 4: the same set as step 1 (without step 2's)
 
 say "database $DB, $N tenants, tenantctl $CTL"
+LOAD_BEFORE=$(cut -d' ' -f1-3 /proc/loadavg)
+STARTED_UTC=$(date -u '+%Y-%m-%d %H:%M UTC')
 q "$PG_ADMIN_URL" "CREATE DATABASE \"$DB\" OWNER \"$OWNER_ROLE\"" >/dev/null
 q "$ADMIN" "GRANT CONNECT ON DATABASE \"$DB\" TO \"$APP_ROLE\"" >/dev/null
 "$CTL" migrate >/dev/null
@@ -86,18 +88,23 @@ pct() { # pct FILE P: the P-th percentile (nearest rank) of the numbers in FILE
   sort -n "$1" | awk -v p="$2" '{ v[NR] = $1 } END { i = int((p / 100) * NR + 0.999999); if (i < 1) i = 1; print v[i] }'
 }
 
-# The psql loop's version of a tenant's SQL: the tenant migrations in one transaction.
+# The psql loop's version of a tenant's SQL, in one transaction: the statements of
+# tenantd.create_tenant (control migration 0003) without the row in tenantd.tenants — role, schema,
+# default privileges, the tenant migrations with their ledger rows, USAGE on the schema, the role
+# to the server's role.
 tenant_files=("$WORK"/migrations/tenant/*.sql)
 baseline_create_sql() { # baseline_create_sql SCHEMA
   local s=$1 f
-  printf 'BEGIN;\nCREATE ROLE %s NOLOGIN;\nCREATE SCHEMA %s;\nSET LOCAL search_path TO %s;\n' "$s" "$s" "$s"
+  printf 'BEGIN;\nCREATE ROLE %s NOLOGIN;\nCREATE SCHEMA %s;\n' "$s" "$s"
+  printf 'ALTER DEFAULT PRIVILEGES IN SCHEMA %s GRANT SELECT, INSERT, UPDATE, DELETE ON TABLES TO %s;\n' "$s" "$s"
+  printf 'ALTER DEFAULT PRIVILEGES IN SCHEMA %s GRANT USAGE, SELECT, UPDATE ON SEQUENCES TO %s;\n' "$s" "$s"
+  printf 'SET LOCAL search_path TO %s;\n' "$s"
   for f in "${tenant_files[@]}"; do
     printf '\\i %s\n' "$f"
     printf "INSERT INTO bench_base.ledger (schema_name, version, name, checksum) VALUES ('%s', %d, '%s', '%s');\n" \
       "$s" "$((10#$(basename "$f" | cut -c1-4)))" "$(basename "$f" .sql | cut -c6-)" "$(sha256sum "$f" | cut -c1-64)"
   done
-  printf 'GRANT USAGE ON SCHEMA %s TO %s;\nGRANT SELECT, INSERT, UPDATE, DELETE ON ALL TABLES IN SCHEMA %s TO %s;\n' "$s" "$s" "$s" "$s"
-  printf 'GRANT %s TO %s;\nCOMMIT;\n' "$s" "$APP_ROLE"
+  printf 'GRANT USAGE ON SCHEMA %s TO %s;\nGRANT %s TO %s;\nCOMMIT;\n' "$s" "$s" "$s" "$APP_ROLE"
 }
 
 # --- 1. creation --------------------------------------------------------------------------------
@@ -222,7 +229,8 @@ P50=$(pct "$WORK/create_psql" 50); P99=$(pct "$WORK/create_psql" 99)
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.1f×", (b > 0 ? a / b : 0) }'; }
 fmt() { awk -v v="$1" 'BEGIN { if (v >= 1000) printf "%.2f s", v / 1000; else printf "%.1f ms", v }'; }
 echo
-echo "tenantctl with $N tenants ($(nproc) cores, Postgres $(q "$OWNER" 'SHOW server_version'))"
+echo "tenantctl with $N tenants, $STARTED_UTC ($(nproc) cores, Postgres $(q "$OWNER" 'SHOW server_version');"
+echo "load average before/after: $LOAD_BEFORE / $(cut -d' ' -f1-3 /proc/loadavg))"
 echo
 echo "| measurement | target | tenantctl | psql loop | psql loop ÷ tenantctl |"
 echo "|---|---|---|---|---|"
