@@ -288,7 +288,7 @@ static int released_is_current(PGconn *c, const cli_env_t *env)
 /* Creates one tenant in its own transaction: with release, exactly `tenant create SLUG`
  * (tenants_release under the exclusive lock); otherwise under the shared lock with the released
  * set as it is. Times it into it->ms; fills it->t, or fails it. 0, or -1 when the release itself
- * failed (err then holds the reason, and it is untouched). */
+ * failed (relerr then holds the reason, and it is left to the caller). */
 static int create_one(PGconn *c, const cli_env_t *env, item_t *it, bool release, char *relerr, size_t relerrlen)
 {
     char err[1400], key[32];
