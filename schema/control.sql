@@ -1,7 +1,7 @@
 -- schema/control.sql: the control schema `tenantd` (ledger included).
 -- Written by `tenantctl schema dump` from the catalog after applying migrations/control (not pg_dump):
 -- names unqualified, objects sorted by name. Do not edit; a test compares it with a fresh dump.
--- Migrations: 0001_control.sql 0002_tenant_notify.sql
+-- Migrations: 0001_control.sql 0002_tenant_notify.sql 0003_create_tenant_default_privileges.sql
 
 CREATE SEQUENCE audit_log_id_seq AS bigint;
 
@@ -216,9 +216,8 @@ BEGIN
         VALUES (v_schema, m.version, m.name, m.checksum,
                 (extract(epoch FROM clock_timestamp() - v_start) * 1000)::integer);
     END LOOP;
+    -- The tables and sequences above got the role's rights from the default privileges.
     EXECUTE format('GRANT USAGE ON SCHEMA %I TO %I', v_schema, v_schema);
-    EXECUTE format('GRANT SELECT, INSERT, UPDATE, DELETE ON ALL TABLES IN SCHEMA %I TO %I', v_schema, v_schema);
-    EXECUTE format('GRANT USAGE, SELECT, UPDATE ON ALL SEQUENCES IN SCHEMA %I TO %I', v_schema, v_schema);
     SELECT s.value INTO v_app FROM tenantd.settings s WHERE s.key = 'app_role';
     IF v_app IS NOT NULL THEN
         EXECUTE format('GRANT %I TO %I', v_schema, v_app);

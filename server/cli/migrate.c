@@ -18,7 +18,6 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <pthread.h>
-#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -26,7 +25,7 @@
 #include <unistd.h>
 
 #include "cli/notify.h"
-#include "cli/progress.h"
+#include "cli/pool.h"
 
 #define MIGRATE_STR2(x) #x
 #define MIGRATE_STR(x) MIGRATE_STR2(x)
@@ -494,30 +493,37 @@ static void plan_print(PGconn *c, const dbstate_t *st, const plan_t *p, const mi
 /* ------------------------------------------------------------------------------------------ */
 /* Tenant workers                                                                               */
 
+/* What the workers of one run share. */
 typedef struct {
-    const cli_env_t *env;
     const migrate_set_t *set;
     work_t *items;
-    size_t n;
-    atomic_size_t next;
-    atomic_size_t migrations;
-    atomic_int running;
-    progress_t progress;
-    pthread_mutex_t out_lock;
     bool grants; /* grant each tenant role explicitly after each migration */
-} pool_t;
+} tenant_run_t;
 
-static void work_on(pool_t *pool, PGconn *c, work_t *w)
+/* Worker connections hold the worker lock shared for their lifetime (see wait_for_old_workers). */
+static int worker_setup(PGconn *c, void *ctx)
 {
+    (void)ctx;
+    return cli_run_script(c, "SELECT pg_advisory_lock_shared(" MIGRATE_STR(CLI_WORKER_LOCK_KEY) ")", NULL, 0);
+}
+
+static bool work_on(cli_pool_t *pool, PGconn *c, size_t idx, void *ctx)
+{
+    tenant_run_t *run = ctx;
+    work_t *w = &run->items[idx];
+    if (c == NULL) {
+        w->state = 2;
+        snprintf(w->err, sizeof(w->err), "not attempted: no database connection or thread");
+        return true;
+    }
     for (size_t i = 0; i < w->npending; i++) {
-        const migrate_file_t *m = &pool->set->items[w->pending[i]];
+        const migrate_file_t *m = &run->set->items[w->pending[i]];
         double t0 = cli_now();
-        if (apply_one(c, m, w->schema, pool->grants, w->err, sizeof(w->err)) != 0) {
+        if (apply_one(c, m, w->schema, run->grants, w->err, sizeof(w->err)) != 0) {
             w->state = 2;
             break;
         }
         w->applied++;
-        atomic_fetch_add(&pool->migrations, 1);
         if (!pool->progress.tty) {
             pthread_mutex_lock(&pool->out_lock);
             printf("tenant %s (%s): applied %s (%.0f ms)\n", w->slug, w->schema, m->meta.file, (cli_now() - t0) * 1e3);
@@ -533,83 +539,16 @@ static void work_on(pool_t *pool, PGconn *c, work_t *w)
         fflush(stdout);
         pthread_mutex_unlock(&pool->out_lock);
     }
-    progress_tick(&pool->progress, w->state == 2);
+    return w->state == 2;
 }
 
-static void *worker_main(void *arg)
-{
-    pool_t *pool = arg;
-    PGconn *c = cli_connect_owner(pool->env);
-    if (c != NULL && cli_run_script(c, "SELECT pg_advisory_lock_shared(" MIGRATE_STR(CLI_WORKER_LOCK_KEY) ")", NULL, 0) != 0) {
-        PQfinish(c);
-        c = NULL;
-    }
-    if (c != NULL) {
-        for (;;) {
-            size_t i = atomic_fetch_add(&pool->next, 1);
-            if (i >= pool->n)
-                break;
-            work_on(pool, c, &pool->items[i]);
-            if (PQstatus(c) != CONNECTION_OK) {
-                /* The server went away: reconnect once for the next tenant. */
-                PQfinish(c);
-                c = cli_connect_owner(pool->env);
-                if (c == NULL)
-                    break;
-                if (cli_run_script(c, "SELECT pg_advisory_lock_shared(" MIGRATE_STR(CLI_WORKER_LOCK_KEY) ")", NULL, 0) != 0)
-                    break;
-            }
-        }
-        PQfinish(c);
-    }
-    atomic_fetch_sub(&pool->running, 1);
-    return NULL;
-}
-
-/* Applies every tenant's pending migrations with jobs threads (grants: see pool_t); returns the
- * number failed. */
+/* Applies every tenant's pending migrations with jobs threads (grants: see tenant_run_t); returns
+ * the number failed. */
 static size_t run_tenants(const cli_env_t *env, const migrate_set_t *set, work_t *items, size_t n, int jobs,
                           bool grants)
 {
-    pool_t pool = {.env = env, .set = set, .items = items, .n = n, .grants = grants};
-    atomic_init(&pool.next, 0);
-    atomic_init(&pool.migrations, 0);
-    pthread_mutex_init(&pool.out_lock, NULL);
-    progress_start(&pool.progress, "tenants", n, env->tty);
-    if ((size_t)jobs > n)
-        jobs = (int)n;
-    pthread_t *threads = calloc((size_t)jobs, sizeof(pthread_t));
-    bool *started = calloc((size_t)jobs, sizeof(bool));
-    if (threads == NULL || started == NULL)
-        jobs = 0; /* out of memory: every item ends up "not attempted" below */
-    atomic_init(&pool.running, jobs);
-    for (int i = 0; i < jobs; i++) {
-        started[i] = pthread_create(&threads[i], NULL, worker_main, &pool) == 0;
-        if (!started[i])
-            atomic_fetch_sub(&pool.running, 1);
-    }
-    while (atomic_load(&pool.running) > 0) {
-        progress_draw(&pool.progress);
-        struct timespec ts = {0, 100 * 1000 * 1000};
-        nanosleep(&ts, NULL);
-    }
-    for (int i = 0; i < jobs; i++)
-        if (started[i])
-            pthread_join(threads[i], NULL);
-    free(threads);
-    free(started);
-    size_t failed = 0;
-    for (size_t i = 0; i < n; i++) {
-        if (items[i].state == 0) {
-            items[i].state = 2;
-            snprintf(items[i].err, sizeof(items[i].err), "not attempted: no database connection or thread");
-            progress_tick(&pool.progress, true);
-        }
-        failed += items[i].state == 2;
-    }
-    progress_finish(&pool.progress);
-    pthread_mutex_destroy(&pool.out_lock);
-    return failed;
+    tenant_run_t run = {.set = set, .items = items, .grants = grants};
+    return cli_pool_run(env, "tenants", n, jobs, worker_setup, work_on, &run);
 }
 
 /* ------------------------------------------------------------------------------------------ */
@@ -725,15 +664,8 @@ int migrate_cmd(cli_env_t *env, int argc, char **argv)
     if (rc != 0)
         return rc == CLI_HELP_SHOWN ? CLI_OK : rc;
     int jobs = 1;
-    if (jobs_s != NULL) {
-        char *end;
-        long j = strtol(jobs_s, &end, 10);
-        if (*jobs_s == '\0' || *end != '\0' || j < 1 || j > 64) {
-            cli_error("--jobs: expected a number from 1 to 64");
-            return CLI_USAGE;
-        }
-        jobs = (int)j;
-    }
+    if (cli_pool_parse_jobs(jobs_s, &jobs) != 0)
+        return CLI_USAGE;
     migrate_set_t ctl, ten;
     if (migrate_load_set(env->control_dir, &ctl) != 0)
         return CLI_FAIL;

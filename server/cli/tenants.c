@@ -14,12 +14,15 @@
 
 #include "cli/dataio.h"
 #include "cli/migrate.h"
+#include "cli/tenant_batch.h"
 #include "core/slug.h"
+#include "core/tenantline.h"
 
 static const char TENANT_USAGE[] =
     "usage: tenantctl tenant COMMAND ...\n"
     "\n"
     "  create SLUG --name NAME [--owner-email EMAIL]  create a tenant (schema, role, migrations)\n"
+    "  create --from-file FILE [--jobs N]             create many tenants, one a line\n"
     "  list                                           slug, status, schema version of every tenant\n"
     "  suspend SLUG | resume SLUG                     change a tenant's status\n"
     "  drop SLUG [--yes]                              delete a tenant and all its data\n"
@@ -45,41 +48,68 @@ bool tenants_email_valid(const char *email, char *err, size_t errlen)
     return true;
 }
 
-/* Prints the error of a failed tenant statement in the operator's terms. */
-static void report_sql_error(const char *what, const char *slug, const char *err)
+bool tenants_email_normalize(const char *in, char out[TENANTS_EMAIL_SIZE], char *err, size_t errlen)
+{
+    size_t len = strlen(in);
+    if (len >= TENANTS_EMAIL_SIZE) {
+        snprintf(err, errlen, "too long");
+        return false;
+    }
+    if (!tenants_email_valid(in, err, errlen))
+        return false;
+    for (size_t i = 0; i <= len; i++)
+        out[i] = (char)tolower((unsigned char)in[i]);
+    return true;
+}
+
+void tenants_describe_error(const char *slug, const char *err, char *out, size_t outlen)
 {
     const char *state = cli_last_sqlstate();
     if (strcmp(state, "23505") == 0)
-        cli_error("%s: a tenant with slug '%s' already exists", what, slug);
-    else if (strcmp(state, "3F000") == 0 || strcmp(state, "42883") == 0)
-        cli_error("%s: the control schema is missing or old; run `tenantctl migrate` first (%s)", what, err);
+        snprintf(out, outlen, "a tenant with slug '%s' already exists", slug);
+    else if (strcmp(state, "3F000") == 0 || strcmp(state, "42883") == 0 || strcmp(state, "42P01") == 0)
+        snprintf(out, outlen, "the control schema is missing or old; run `tenantctl migrate` first (%s)", err);
     else
-        cli_error("%s: %s", what, err);
+        snprintf(out, outlen, "%s", err);
 }
 
-int tenants_create_in_tx(PGconn *c, const cli_env_t *env, const char *slug, const char *name,
-                         tenants_created_t *out)
+/* Prints the error of a failed tenant statement in the operator's terms. */
+static void report_sql_error(const char *what, const char *slug, const char *err)
 {
-    char err[1024];
+    char msg[1400];
+    tenants_describe_error(slug, err, msg, sizeof(msg));
+    cli_error("%s: %s", what, msg);
+}
+
+int tenants_release(PGconn *c, const cli_env_t *env, char *err, size_t errlen)
+{
     migrate_set_t ten;
-    if (migrate_load_set(env->tenant_dir, &ten) != 0)
+    if (migrate_load_set(env->tenant_dir, &ten) != 0) {
+        snprintf(err, errlen, "cannot read %s", env->tenant_dir);
         return -1;
-    char key[32];
+    }
+    char key[32], msg[1024];
     snprintf(key, sizeof(key), "%ld", CLI_MIGRATE_LOCK_KEY);
     const char *lock_params[] = {key};
     /* Wait for a running migrate: the released set and the ledger must not move meanwhile. */
-    if (cli_run(c, "SELECT pg_advisory_xact_lock($1::bigint)", 1, lock_params, err, sizeof(err)) != 0 ||
-        migrate_release_tenant_set(c, &ten, err, sizeof(err)) != 0) {
-        migrate_free_set(&ten);
-        report_sql_error("tenant create", slug, err);
-        return -1;
-    }
+    int rc = cli_run(c, "SELECT pg_advisory_xact_lock($1::bigint)", 1, lock_params, msg, sizeof(msg)) != 0 ||
+                     migrate_release_tenant_set(c, &ten, msg, sizeof(msg)) != 0
+                 ? -1
+                 : 0;
     migrate_free_set(&ten);
+    if (rc != 0)
+        tenants_describe_error("", msg, err, errlen);
+    return rc;
+}
+
+int tenants_create(PGconn *c, const char *slug, const char *name, tenants_created_t *out, char *err, size_t errlen)
+{
+    char msg[1024];
     const char *params[] = {slug, name};
-    PGresult *r = cli_exec(c, "SELECT tenant_id, schema_name FROM tenantd.create_tenant($1, $2)", 2, params, err,
-                           sizeof(err));
+    PGresult *r = cli_exec(c, "SELECT tenant_id, schema_name FROM tenantd.create_tenant($1, $2)", 2, params, msg,
+                           sizeof(msg));
     if (r == NULL) {
-        report_sql_error("tenant create", slug, err);
+        tenants_describe_error(slug, msg, err, errlen);
         return -1;
     }
     snprintf(out->id, sizeof(out->id), "%s", PQgetvalue(r, 0, 0));
@@ -88,17 +118,28 @@ int tenants_create_in_tx(PGconn *c, const cli_env_t *env, const char *slug, cons
     return 0;
 }
 
-int tenants_add_member(PGconn *c, const char *tenant_id, const char *email, const char *roles_array,
-                       char user_id[37])
+int tenants_create_in_tx(PGconn *c, const cli_env_t *env, const char *slug, const char *name,
+                         tenants_created_t *out)
 {
-    char err[1024];
+    char err[1400];
+    if (tenants_release(c, env, err, sizeof(err)) != 0 || tenants_create(c, slug, name, out, err, sizeof(err)) != 0) {
+        cli_error("tenant create: %s", err);
+        return -1;
+    }
+    return 0;
+}
+
+int tenants_member(PGconn *c, const char *tenant_id, const char *email, const char *roles_array, char user_id[37],
+                   char *err, size_t errlen)
+{
+    char msg[1024];
     const char *uparams[] = {email};
     PGresult *r = cli_exec(c,
                            "INSERT INTO tenantd.users (email) VALUES (lower($1)) "
                            "ON CONFLICT (email) DO UPDATE SET email = excluded.email RETURNING id",
-                           1, uparams, err, sizeof(err));
+                           1, uparams, msg, sizeof(msg));
     if (r == NULL) {
-        cli_error("user %s: %s", email, err);
+        snprintf(err, errlen, "user %s: %s", email, msg);
         return -1;
     }
     snprintf(user_id, 37, "%s", PQgetvalue(r, 0, 0));
@@ -107,11 +148,28 @@ int tenants_add_member(PGconn *c, const char *tenant_id, const char *email, cons
     if (cli_run(c,
                 "INSERT INTO tenantd.memberships (tenant_id, user_id, roles) VALUES ($1, $2, $3::text[]) "
                 "ON CONFLICT (tenant_id, user_id) DO UPDATE SET roles = excluded.roles",
-                3, mparams, err, sizeof(err)) != 0) {
-        cli_error("membership of %s: %s", email, err);
+                3, mparams, msg, sizeof(msg)) != 0) {
+        snprintf(err, errlen, "membership of %s: %s", email, msg);
         return -1;
     }
     return 0;
+}
+
+int tenants_add_member(PGconn *c, const char *tenant_id, const char *email, const char *roles_array,
+                       char user_id[37])
+{
+    char err[1400];
+    if (tenants_member(c, tenant_id, email, roles_array, user_id, err, sizeof(err)) != 0) {
+        cli_error("%s", err);
+        return -1;
+    }
+    return 0;
+}
+
+void tenants_print_created(const char *slug, const tenants_created_t *t, const char *owner)
+{
+    printf("created tenant %s (id %s, schema %s)%s%s\n", slug, t->id, t->schema, owner != NULL ? ", owner " : "",
+           owner != NULL ? owner : "");
 }
 
 static void rollback(PGconn *c)
@@ -122,14 +180,18 @@ static void rollback(PGconn *c)
 
 static const char CREATE_USAGE[] =
     "usage: tenantctl tenant create SLUG --name NAME [--owner-email EMAIL]\n"
+    "       tenantctl tenant create --from-file FILE [--jobs N] [--timings FILE] [--dry-run]\n"
     "\n"
     "Creates a tenant in one transaction: its row in tenantd.tenants, its NOLOGIN role and schema\n"
     "(both t_<uuid hex>), every tenant migration, the grants, and with --owner-email a user (created\n"
     "without a password if new) holding the owner role. A failure leaves nothing behind.\n"
-    "SLUG: 2 to 63 characters a-z, 0-9 and '-', starting with a letter.\n";
+    "SLUG: 2 to 63 characters a-z, 0-9 and '-', starting with a letter. NAME: 1 to 200 characters.\n"
+    "With --from-file, creates many tenants (see `tenantctl tenant create --from-file - --help`).\n";
 
 static int cmd_create(cli_env_t *env, int argc, char **argv)
 {
+    if (tenant_batch_requested(argc, argv))
+        return tenant_batch_cmd(env, argc, argv);
     const char *pos[1], *name = NULL, *owner = NULL;
     int npos;
     cli_opt_t opts[] = {{"name", &name, NULL}, {"owner-email", &owner, NULL}, {NULL, NULL, NULL}};
@@ -145,19 +207,14 @@ static int cmd_create(cli_env_t *env, int argc, char **argv)
         cli_error("tenant create: --name is required");
         return CLI_USAGE;
     }
-    if (strlen(name) < 1 || strlen(name) > 200) {
-        cli_error("invalid name: 1 to 200 characters");
+    if (!tenantline_name_valid(name, strlen(name), err, sizeof(err))) {
+        cli_error("invalid name: %s", err);
         return CLI_USAGE;
     }
-    char email[256] = "";
-    if (owner != NULL) {
-        if (strlen(owner) >= sizeof(email) || !tenants_email_valid(owner, err, sizeof(err))) {
-            cli_error("--owner-email: %s", strlen(owner) >= sizeof(email) ? "too long" : err);
-            return CLI_USAGE;
-        }
-        for (size_t i = 0; owner[i]; i++)
-            email[i] = (char)tolower((unsigned char)owner[i]);
-        email[strlen(owner)] = '\0';
+    char email[TENANTS_EMAIL_SIZE] = "";
+    if (owner != NULL && !tenants_email_normalize(owner, email, err, sizeof(err))) {
+        cli_error("--owner-email: %s", err);
+        return CLI_USAGE;
     }
     PGconn *c = cli_connect_owner(env);
     if (c == NULL)
@@ -172,8 +229,7 @@ static int cmd_create(cli_env_t *env, int argc, char **argv)
         if (cli_run(c, "COMMIT", 0, NULL, err, sizeof(err)) != 0)
             cli_error("tenant create: %s", err);
         else {
-            printf("created tenant %s (id %s, schema %s)%s%s\n", pos[0], t.id, t.schema,
-                   email[0] != '\0' ? ", owner " : "", email);
+            tenants_print_created(pos[0], &t, email[0] != '\0' ? email : NULL);
             rc = CLI_OK;
         }
     }

@@ -682,3 +682,200 @@ describe('tenantctl migrate over many tenants', () => {
       " INSERT INTO by_admin (v) VALUES ('x') RETURNING id; COMMIT").slice(-1), [['1']]);
   });
 });
+
+// ---------------------------------------------------------------------------------------------
+// Batched creation: tenant create --from-file
+// ---------------------------------------------------------------------------------------------
+
+describe('tenantctl tenant create --from-file', () => {
+  let db;
+  let dir;
+  let listDir;
+  // Roles are cluster-wide (other databases have tenants too); the suites run one at a time.
+  const tenantRoles = () => db.v("SELECT count(*) FROM pg_roles WHERE rolname ~ '^t_[0-9a-f]{32}$'");
+  const schemas = () => db.v("SELECT count(*) FROM pg_namespace WHERE nspname ~ '^t_[0-9a-f]{32}$'");
+  const writeList = (name, text) => {
+    const file = path.join(listDir, name);
+    fs.writeFileSync(file, text);
+    return file;
+  };
+  const latest = () => String(Math.max(...fs.readdirSync(path.join(dir, 'tenant')).filter((f) => f.endsWith('.sql'))
+    .map((f) => Number(f.slice(0, 4)))));
+  const versionOf = (slug) => db.v(`SELECT max(version) FROM tenantd.schema_migrations WHERE schema_name = ${lit(db.schemaOf(slug))}`);
+
+  before(() => {
+    db = createDb('batch');
+    dir = copyMigrations();
+    db.env.TENANTD_MIGRATIONS = dir;
+    addTenantMigration(dir, '0002_batch_extra.sql', 'CREATE TABLE batch_extra (id serial PRIMARY KEY, note text);\n');
+    db.ok(['migrate']);
+    listDir = fs.mkdtempSync(path.join(os.tmpdir(), 'tenantctl-batch-'));
+    tempDirs.push(listDir);
+  });
+
+  test('creates every listed tenant over --jobs connections, at the latest version, isolated like single-created ones', () => {
+    const lines = ['# slug<TAB>name<TAB>owner', ''];
+    for (let i = 1; i <= 12; i++) lines.push(`b${String(i).padStart(2, '0')}\tBatch ${i}${i % 3 === 0 ? `\tOwner${i}@Batch.test` : ''}`);
+    lines.push('b13\tShared owner one\tshared@batch.test', 'b14\tShared owner two\tshared@batch.test');
+    const file = writeList('ok.tsv', `${lines.join('\n')}\n`);
+    const timings = path.join(listDir, 'ok.times');
+    const r = db.ok(['tenant', 'create', '--from-file', file, '--jobs', '3', '--timings', timings]);
+    assert.match(r.stdout, /created 14 tenants in [\d.]+ s \([\d.]+\/s, 3 jobs\); 0 failed; per tenant p50 [\d.]+ ms, p99 [\d.]+ ms/);
+    assert.equal((r.stdout.match(/^created tenant b\d\d \(id [0-9a-f-]{36}, schema t_[0-9a-f]{32}\)/gm) || []).length, 14);
+    const rows = fs.readFileSync(timings, 'utf8').trim().split('\n').map((l) => l.split('\t'));
+    assert.equal(rows.length, 14);
+    for (const [line, slug, ms, result] of rows) {
+      assert.match(line, /^\d+$/);
+      assert.match(slug, /^b\d\d$/);
+      assert.ok(Number(ms) > 0);
+      assert.equal(result, 'ok');
+    }
+    assert.equal(rows.find((x) => x[1] === 'b01')[0], '3', 'timings name the line of the file');
+    // Every tenant: row, NOLOGIN role and schema t_<uuid hex>, every migration, the server's role a member.
+    const slugs = db.q("SELECT slug, schema_name, replace(id::text, '-', '') FROM tenantd.tenants WHERE slug ~ '^b\\d\\d$' ORDER BY slug");
+    assert.equal(slugs.length, 14);
+    for (const [slug, schema, hex] of slugs) {
+      assert.equal(schema, `t_${hex}`);
+      assert.deepEqual(db.q(`SELECT rolcanlogin, rolsuper FROM pg_roles WHERE rolname = ${lit(schema)}`)[0], ['f', 'f']);
+      assert.equal(versionOf(slug), latest(), `${slug} is at the latest tenant migration`);
+      assert.equal(db.v(`SELECT to_regclass(${lit(`${schema}.batch_extra`)}) IS NOT NULL`), 't');
+    }
+    assert.deepEqual(db.q(`SELECT t.slug, u.email, m.roles FROM tenantd.memberships m JOIN tenantd.users u ON u.id = m.user_id
+      JOIN tenantd.tenants t ON t.id = m.tenant_id WHERE t.slug ~ '^b\\d\\d$' ORDER BY 1`),
+    [['b03', 'owner3@batch.test', '{owner}'], ['b06', 'owner6@batch.test', '{owner}'], ['b09', 'owner9@batch.test', '{owner}'],
+      ['b12', 'owner12@batch.test', '{owner}'], ['b13', 'shared@batch.test', '{owner}'], ['b14', 'shared@batch.test', '{owner}']]);
+    // Isolation, as for `tenant create SLUG` (see the main suite).
+    const a = db.schemaOf('b01');
+    const b = db.schemaOf('b02');
+    db.q(`INSERT INTO ${b}.orders (title) VALUES ('b02 secret')`);
+    assert.deepEqual(sql(db.app, `BEGIN; SELECT set_config('role', ${lit(a)}, true), set_config('search_path', ${lit(a)}, true);` +
+      " INSERT INTO orders (title) VALUES ('b01 order') RETURNING title; COMMIT").slice(-1), [['b01 order']]);
+    // A table with a sequence from the second migration: the rights come from the default privileges.
+    assert.deepEqual(sql(db.app, `BEGIN; SELECT set_config('role', ${lit(a)}, true), set_config('search_path', ${lit(a)}, true);` +
+      " INSERT INTO batch_extra (note) VALUES ('x') RETURNING id; UPDATE batch_extra SET note = 'y'; DELETE FROM batch_extra; COMMIT").slice(-1), [['1']]);
+    assert.deepEqual(db.q(`SELECT c.relname, c.relacl::text FROM pg_class c WHERE c.relnamespace = ${lit(a)}::regnamespace
+      AND c.relkind IN ('r', 'S') ORDER BY 1`).map(([rel, acl]) => [rel, acl.includes(`${a}=`)]),
+    [['batch_extra', true], ['batch_extra_id_seq', true], ['notifications', true], ['orders', true]]);
+    assert.match(sqlError(db.app, `BEGIN; SET LOCAL ROLE ${a}; SELECT title FROM ${b}.orders`), /permission denied/);
+    assert.match(sqlError(db.app, `BEGIN; SET LOCAL ROLE ${a}; SELECT * FROM tenantd.tenants`), /permission denied/);
+    assert.match(sqlError(db.app, `SELECT title FROM ${a}.orders`), /permission denied/);
+  });
+
+  test('bad lines are reported with their line numbers and skipped; nothing of them remains; the others are created', () => {
+    db.ok(['tenant', 'create', 'taken', '--name', 'Taken']);
+    const before = { tenants: db.v('SELECT count(*) FROM tenantd.tenants'), schemas: schemas(), roles: tenantRoles() };
+    const file = writeList('bad.tsv', [
+      'c-one\tC One', // 1
+      'Bad-Slug\tUpper case', // 2
+      'c-two\tC Two\tboss@c.test', // 3
+      'c-one\tRepeated', // 4
+      'taken\tExists already', // 5
+      'c-three', // 6
+      'c-four\tC Four\tnot-an-email', // 7
+      `c-five\t${'n'.repeat(201)}`, // 8
+      'c-six\tC Six\tx@c.test\textra', // 9
+      'c-seven\tC Seven\r', // 10
+    ].join('\n'));
+    const r = db.ctl(['tenant', 'create', '--from-file', file, '--jobs', '2']);
+    assert.equal(r.status, 1, describeRun(r));
+    assert.match(r.stdout, /created 3 tenants .*; 7 failed/);
+    const at = (n, re) => assert.match(r.stderr, new RegExp(`bad\\.tsv:${n}: ${re}`), `line ${n} is reported:\n${r.stderr}`);
+    at(2, 'invalid slug');
+    at(4, "slug 'c-one' is repeated \\(first on line 1\\)");
+    at(5, "a tenant with slug 'taken' already exists");
+    at(6, 'missing name');
+    at(7, 'owner e-mail: invalid e-mail');
+    at(8, 'invalid name: the name is too long');
+    at(9, 'too many fields');
+    assert.doesNotMatch(r.stderr, /bad\.tsv:(1|3|10):/);
+    assert.deepEqual(db.q("SELECT slug, name FROM tenantd.tenants WHERE slug LIKE 'c-%' ORDER BY slug"),
+      [['c-one', 'C One'], ['c-seven', 'C Seven'], ['c-two', 'C Two']]);
+    assert.equal(db.v("SELECT name FROM tenantd.tenants WHERE slug = 'taken'"), 'Taken', 'the existing tenant is untouched');
+    assert.equal(db.v("SELECT count(*) FROM tenantd.users WHERE email IN ('not-an-email', 'x@c.test')"), '0');
+    assert.equal(db.v('SELECT count(*) FROM tenantd.tenants'), String(Number(before.tenants) + 3));
+    assert.equal(schemas(), String(Number(before.schemas) + 3));
+    assert.equal(tenantRoles(), String(Number(before.roles) + 3));
+  });
+
+  test('a tenant failing inside the database leaves no row, role, schema, ledger or owner behind; the others go on', () => {
+    // A trigger makes the ledger insert of one tenant fail: after its role, schema and migrations exist.
+    db.q(`CREATE FUNCTION tenantd.test_fail_one() RETURNS trigger LANGUAGE plpgsql AS $$
+      BEGIN IF NEW.schema_name = (SELECT schema_name FROM tenantd.tenants WHERE slug = 'd-boom') THEN
+        RAISE EXCEPTION 'test: d-boom must fail'; END IF; RETURN NEW; END $$;
+      CREATE TRIGGER test_fail_one BEFORE INSERT ON tenantd.schema_migrations FOR EACH ROW EXECUTE FUNCTION tenantd.test_fail_one()`);
+    try {
+      const before = { schemas: schemas(), roles: tenantRoles(), ledger: db.v('SELECT count(*) FROM tenantd.schema_migrations') };
+      const lines = [];
+      for (let i = 1; i <= 6; i++) lines.push(`d-${i}\tD ${i}`);
+      lines.splice(3, 0, 'd-boom\tBoom\tboom@d.test');
+      const file = writeList('boom.tsv', lines.join('\n'));
+      const r = db.ctl(['tenant', 'create', '--from-file', file, '--jobs', '3']);
+      assert.equal(r.status, 1, describeRun(r));
+      assert.match(r.stderr, /boom\.tsv:4: test: d-boom must fail/);
+      assert.match(r.stdout, /created 6 tenants .*; 1 failed/);
+      assert.equal(db.schemaOf('d-boom'), undefined);
+      assert.equal(db.v("SELECT count(*) FROM tenantd.tenants WHERE slug LIKE 'd-%'"), '6');
+      assert.equal(schemas(), String(Number(before.schemas) + 6), 'no schema of d-boom');
+      assert.equal(tenantRoles(), String(Number(before.roles) + 6), 'no role of d-boom');
+      assert.equal(db.v('SELECT count(*) FROM tenantd.schema_migrations'), String(Number(before.ledger) + 6 * Number(latest())));
+      assert.equal(db.v("SELECT count(*) FROM tenantd.users WHERE email = 'boom@d.test'"), '0');
+    } finally {
+      db.q('DROP TRIGGER test_fail_one ON tenantd.schema_migrations; DROP FUNCTION tenantd.test_fail_one()');
+    }
+  });
+
+  test("'-' reads the list from stdin; --jobs 1 works; --dry-run creates nothing", () => {
+    const input = '# from stdin\r\ne-one\tE One\r\ne-two\tE Two\tE@E.test\r\n\r\n';
+    const dry = db.ctl(['tenant', 'create', '--from-file', '-', '--dry-run'], { input });
+    assert.equal(dry.status, 0, describeRun(dry));
+    assert.match(dry.stdout, /would create 2 tenants; 0 lines refused/);
+    assert.equal(db.schemaOf('e-one'), undefined);
+    const r = db.ok(['tenant', 'create', '--from-file', '-', '--jobs', '1'], { input });
+    assert.match(r.stdout, /created 2 tenants .*1 jobs\); 0 failed/);
+    assert.equal(versionOf('e-two'), latest());
+    assert.equal(db.v("SELECT u.email FROM tenantd.memberships m JOIN tenantd.users u ON u.id = m.user_id JOIN tenantd.tenants t ON t.id = m.tenant_id WHERE t.slug = 'e-two'"), 'e@e.test');
+    const again = db.ctl(['tenant', 'create', '--from-file', '-', '--dry-run'], { input });
+    assert.equal(again.status, 1, describeRun(again));
+    assert.match(again.stderr, /stdin:2: a tenant with slug 'e-one' already exists/);
+  });
+
+  test('usage errors exit 2 and change nothing; an unreadable file exits 1', () => {
+    const count = db.v('SELECT count(*) FROM tenantd.tenants');
+    const file = writeList('one.tsv', 'f-one\tF One\n');
+    for (const args of [['--from-file', file, '--jobs', '0'], ['--from-file', file, '--jobs', 'x'], ['f-two', '--from-file', file],
+      ['--from-file', file, '--name', 'X'], ['--from-file', writeList('empty.tsv', '# nothing\n\n')], ['--from-file', '']]) {
+      const r = db.ctl(['tenant', 'create', ...args]);
+      assert.equal(r.status, 2, `tenant create ${args.join(' ')}: ${describeRun(r)}`);
+      assert.ok(r.stderr.length > 0);
+    }
+    const missing = db.ctl(['tenant', 'create', '--from-file', path.join(listDir, 'no-such.tsv')]);
+    assert.equal(missing.status, 1, describeRun(missing));
+    assert.match(missing.stderr, /cannot open/);
+    assert.equal(db.v('SELECT count(*) FROM tenantd.tenants'), count);
+    const help = db.ok(['tenant', 'create', '--from-file', '-', '--help']);
+    assert.match(help.stdout, /usage: tenantctl tenant create --from-file FILE/);
+  });
+
+  test('an unreleased migration is released with the first tenant; a broken one fails every tenant and is not released', () => {
+    addTenantMigration(dir, '0003_batch_new.sql', 'CREATE TABLE batch_new (id int);\n');
+    const r = db.ok(['tenant', 'create', '--from-file', writeList('new.tsv', 'g-one\tG One\ng-two\tG Two\ng-three\tG Three\n'), '--jobs', '2']);
+    assert.match(r.stdout, /created 3 tenants/);
+    for (const slug of ['g-one', 'g-two', 'g-three']) assert.equal(versionOf(slug), '3');
+    assert.equal(db.v('SELECT count(*) FROM tenantd.tenant_migrations WHERE version = 3'), '1');
+    db.ok(['migrate']);
+    const before = { schemas: schemas(), roles: tenantRoles() };
+    addTenantMigration(dir, '0004_batch_broken.sql', 'CREATE TABLE half (id int);\nSELECT 1 / 0;\n');
+    try {
+      const bad = db.ctl(['tenant', 'create', '--from-file', writeList('broken.tsv', 'h-one\tH One\nh-two\tH Two\n'), '--jobs', '2']);
+      assert.equal(bad.status, 1, describeRun(bad));
+      assert.match(bad.stderr, /broken\.tsv:1: .*division by zero/);
+      assert.match(bad.stderr, /broken\.tsv:2: .*division by zero/);
+      assert.equal(db.v("SELECT count(*) FROM tenantd.tenants WHERE slug LIKE 'h-%'"), '0');
+      assert.equal(db.v('SELECT count(*) FROM tenantd.tenant_migrations WHERE version = 4'), '0');
+      assert.equal(schemas(), before.schemas);
+      assert.equal(tenantRoles(), before.roles);
+    } finally {
+      fs.rmSync(path.join(dir, 'tenant', '0004_batch_broken.sql'));
+    }
+  });
+});
