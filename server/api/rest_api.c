@@ -24,6 +24,7 @@
 #include <string.h>
 
 #include <jansson.h>
+#include <openssl/evp.h>
 #include <sodium.h>
 
 #include "api/rest_query.h"
@@ -312,6 +313,8 @@ static void send_rows(rest_call_t *rc, const char *count, long nrows, const char
  * needs to answer (Content-Range, ETag) without parsing the rows. */
 
 #define REST_CACHE_TTL "60"
+
+static EVP_MD *rest_sha256; /* fetched once: EVP_Digest then skips the provider lookup */
 #define REST_CACHE_MAX_BYTES (256 * 1024)
 
 static void cache_store(rest_call_t *rc, const char *count, long nrows, const char *etag, const char *rows, size_t rows_len)
@@ -404,19 +407,36 @@ static void cached_select(rest_call_t *rc, restq_sql_t *q)
 {
     http_request_t *hr = rc->hr;
     const guard_principal_t *p = hr->principal;
-    crypto_hash_sha256_state st;
-    crypto_hash_sha256_init(&st);
+    /* the key material: roles, count flag, statement and parameters, each NUL-terminated */
+    char stackbuf[2048];
+    size_t need = 2 + q->len + 1;
+    for (int i = 0; i < p->claims.nroles; i++)
+        need += strlen(p->claims.roles[i]) + 1;
+    for (int i = 0; i < q->nparams; i++)
+        need += 1 + (q->params[i] != NULL ? strlen(q->params[i]) : 0) + 1;
+    char *buf = need <= sizeof(stackbuf) ? stackbuf : malloc(need);
+    size_t len = 0;
+#define KEY_PUT(src, n) (memcpy(buf + len, (src), (n)), len += (n))
     for (int i = 0; i < p->claims.nroles; i++) /* roles in token order; the same set in another order only misses */
-        crypto_hash_sha256_update(&st, (const unsigned char *)p->claims.roles[i], strlen(p->claims.roles[i]) + 1);
-    crypto_hash_sha256_update(&st, (const unsigned char *)(rc->want_count ? "c" : "n"), 1);
-    crypto_hash_sha256_update(&st, (const unsigned char *)q->sql, q->len + 1);
+        KEY_PUT(p->claims.roles[i], strlen(p->claims.roles[i]) + 1);
+    KEY_PUT(rc->want_count ? "c" : "n", 1);
+    KEY_PUT(q->sql, q->len + 1);
     for (int i = 0; i < q->nparams; i++) {
         const char *v = q->params[i] != NULL ? q->params[i] : "";
-        crypto_hash_sha256_update(&st, (const unsigned char *)(q->params[i] != NULL ? "v" : "n"), 1);
-        crypto_hash_sha256_update(&st, (const unsigned char *)v, strlen(v) + 1);
+        KEY_PUT(q->params[i] != NULL ? "v" : "n", 1);
+        KEY_PUT(v, strlen(v) + 1);
     }
-    unsigned char digest[crypto_hash_sha256_BYTES];
-    crypto_hash_sha256_final(&st, digest);
+#undef KEY_PUT
+    unsigned char digest[32];
+    /* OpenSSL's SHA-256 (SHA-NI where the CPU has it): a quarter of libsodium's portable one's cost */
+    bool hashed = buf != NULL && EVP_Digest(buf, len, digest, NULL, rest_sha256, NULL) == 1;
+    if (buf != stackbuf)
+        free(buf);
+    if (!hashed) { /* no key, no cache: straight to Postgres */
+        rc->cache_key[0] = '\0';
+        rest_submit(rc, q);
+        return;
+    }
     char hex[65];
     sodium_bin2hex(hex, sizeof(hex), digest, sizeof(digest));
     snprintf(rc->cache_key, sizeof(rc->cache_key), "t:%s:rc:%s:%s", p->claims.tid, rc->table_name, hex);
@@ -1105,6 +1125,9 @@ void rest_worker_stop(http_worker_t *w)
 
 void rest_init(void)
 {
+    rest_sha256 = EVP_MD_fetch(NULL, "SHA256", NULL);
+    if (rest_sha256 == NULL)
+        abort();
     db_stmt_register(&catalog_stmt);
     db_stmt_register(&tenant_ctx_stmt);
 }
