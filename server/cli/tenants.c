@@ -14,6 +14,7 @@
 
 #include "cli/dataio.h"
 #include "cli/migrate.h"
+#include "cli/notify.h"
 #include "cli/tenant_batch.h"
 #include "core/slug.h"
 #include "core/tenantline.h"
@@ -301,7 +302,7 @@ static int cmd_set_status(cli_env_t *env, int argc, char **argv, const char *sta
     PGresult *r = cli_exec(c,
                            "UPDATE tenantd.tenants SET status = $2,"
                            " updated_at = CASE WHEN status = $2 THEN updated_at ELSE now() END"
-                           " WHERE slug = $1 RETURNING status",
+                           " WHERE slug = $1 RETURNING id",
                            2, params, err, sizeof(err));
     rc = CLI_FAIL;
     if (r == NULL)
@@ -310,6 +311,7 @@ static int cmd_set_status(cli_env_t *env, int argc, char **argv, const char *sta
         cli_error("no tenant with slug '%s'", pos[0]);
     else {
         printf("tenant %s is %s\n", pos[0], status);
+        cli_notify_tenant_change(env, PQgetvalue(r, 0, 0));
         rc = CLI_OK;
     }
     PQclear(r);
@@ -354,7 +356,8 @@ static int cmd_drop(cli_env_t *env, int argc, char **argv)
     if (c == NULL)
         return CLI_FAIL;
     const char *params[] = {pos[0]};
-    PGresult *r = cli_exec(c, "SELECT tenantd.drop_tenant($1)", 1, params, err, sizeof(err));
+    PGresult *id = cli_exec(c, "SELECT id FROM tenantd.tenants WHERE slug = $1", 1, params, err, sizeof(err));
+    PGresult *r = id != NULL ? cli_exec(c, "SELECT tenantd.drop_tenant($1)", 1, params, err, sizeof(err)) : NULL;
     rc = CLI_FAIL;
     if (r == NULL)
         report_sql_error("tenant drop", pos[0], err);
@@ -362,8 +365,11 @@ static int cmd_drop(cli_env_t *env, int argc, char **argv)
         cli_error("no tenant with slug '%s'", pos[0]);
     else {
         printf("dropped tenant %s\n", pos[0]);
+        if (PQntuples(id) == 1)
+            cli_notify_tenant_change(env, PQgetvalue(id, 0, 0));
         rc = CLI_OK;
     }
+    PQclear(id);
     PQclear(r);
     PQfinish(c);
     return rc;

@@ -8,4 +8,7 @@
 /* tenantctl migrate changed the tenant schemas: every tenantd worker reloads as on SIGHUP. */
 #define CHANNEL_SCHEMA "tenantd:schema"
 
+/* A tenant's status, roles or existence changed (message: its id): workers drop what they cached of it. */
+#define CHANNEL_TENANTS "tenantd:tenants"
+
 #endif

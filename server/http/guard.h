@@ -24,7 +24,7 @@
 #include "security/token.h"
 
 #define GUARD_AUTHENTICATED "authenticated" /* route permission: any authenticated caller */
-#define GUARD_TENANT_CHANNEL "tenantd:tenants" /* pub/sub: a tenant id whose status or roles changed */
+#define GUARD_TENANT_CHANNEL CHANNEL_TENANTS   /* pub/sub: a tenant id whose status or roles changed */
 #define GUARD_SCHEMA_CHANNEL CHANNEL_SCHEMA    /* pub/sub: tenantctl migrate changed the schemas: reload as on SIGHUP */
 #define GUARD_PLATFORM_TID "00000000-0000-0000-0000-000000000000" /* the `tid` of platform-admin tokens */
 

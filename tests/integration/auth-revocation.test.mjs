@@ -59,6 +59,21 @@ describe('tenant suspension', () => {
   });
 });
 
+describe('tenantctl tells running servers', () => {
+  test('a suspension reaches every worker at once over Redis, not only when the tenant cache expires', async () => {
+    const acc = await freshAccount(tdA, 'susp-now');
+    await warm(acc.res.access_token); // every thread of both instances has the tenant cached as active
+    await tenantctl('tenant', 'suspend', acc.tenant.slug);
+    await sleep(150); // pub/sub delivery; the cached entries are younger than the cache's 0.9 s lifetime
+    const results = await Promise.all([...Array(16)].flatMap(() => [tdA, tdB]).map((td) => me(td, acc.res.access_token)));
+    assert.deepEqual(results.map((r) => r.status), results.map(() => 403), 'every request right after the suspension is refused');
+    await tenantctl('tenant', 'resume', acc.tenant.slug);
+    await sleep(150);
+    const back = await Promise.all([tdA, tdB, tdA, tdB].map((td) => me(td, acc.res.access_token)));
+    assert.deepEqual(back.map((r) => r.status), [200, 200, 200, 200]);
+  });
+});
+
 describe('tenant deletion', () => {
   test('drop: the tenant\'s tokens stop working on every instance within 1 s', async () => {
     const acc = await freshAccount(tdA, 'drop');
