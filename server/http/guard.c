@@ -106,6 +106,22 @@ static uint64_t fnv1a(const char *s, size_t len)
     return h;
 }
 
+/* Copies src into dst of cap bytes, cut to fit, always terminated (snprintf "%s" without the formatting cost). */
+static void copy_str(char *dst, size_t cap, const char *src)
+{
+    size_t n = strnlen(src, cap - 1);
+    memcpy(dst, src, n);
+    dst[n] = '\0';
+}
+
+/* The token cache's slot hash: the length and the last 48 bytes (a JWT's signature, an API key's
+ * random part) pick a slot as well as the whole token would; hits still compare every byte. */
+static uint64_t token_hash(const char *token, size_t len)
+{
+    size_t tail = len < 48 ? len : 48;
+    return fnv1a(token + len - tail, tail) ^ (uint64_t)len;
+}
+
 static void grants_release(grants_ref_t *ref)
 {
     if (ref != NULL && --ref->refs == 0) {
@@ -437,7 +453,7 @@ static void guard_finish(guard_wait_t *gw, tenant_entry_t *t)
             return;
         }
         /* remember the verified token */
-        uint64_t h = fnv1a(gw->token, gw->token_len);
+        uint64_t h = token_hash(gw->token, gw->token_len);
         token_entry_t *e = &g->tokens[h % GUARD_TOKEN_SLOTS];
         if (e->token != NULL)
             token_entry_clear(e);
@@ -455,9 +471,9 @@ static void guard_finish(guard_wait_t *gw, tenant_entry_t *t)
     guard_principal_t *p = h2o_mem_alloc_pool(&hr->req->pool, sizeof(*p));
     memset(p, 0, sizeof(*p));
     p->claims = gw->claims;
-    snprintf(p->tenant_slug, sizeof(p->tenant_slug), "%s", t->slug);
-    snprintf(p->tenant_name, sizeof(p->tenant_name), "%s", t->name);
-    snprintf(p->tenant_schema, sizeof(p->tenant_schema), "%s", t->schema);
+    copy_str(p->tenant_slug, sizeof(p->tenant_slug), t->slug);
+    copy_str(p->tenant_name, sizeof(p->tenant_name), t->name);
+    copy_str(p->tenant_schema, sizeof(p->tenant_schema), t->schema);
     p->grants = ref->grants;
     p->via_cookie = gw->via_cookie;
     hr->principal = p;
@@ -747,7 +763,7 @@ void guard_check(http_request_t *hr, const router_route_t *route, router_handler
     hr->guard_data = gw;
 
     int64_t now = now_s();
-    uint64_t h = fnv1a(cred.base, cred.len);
+    uint64_t h = token_hash(cred.base, cred.len);
     token_entry_t *e = &g->tokens[h % GUARD_TOKEN_SLOTS];
     if (e->token != NULL && e->hash == h && e->len == cred.len && memcmp(e->token, cred.base, cred.len) == 0) {
         if (e->claims.exp > now) {
