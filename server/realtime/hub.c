@@ -66,6 +66,58 @@ static redis_cmd_t *publish(http_worker_t *w, const char *tenant_id, const char 
 
 /* ---------------------------------------------------------------- helpers */
 
+void hub_claims_set(hub_claims_t *dst, const token_claims_t *t)
+{
+    hub_claims_free(dst);
+    int n = t->nroles;
+    size_t lsub = strlen(t->sub) + 1, ltid = strlen(t->tid) + 1, lsid = strlen(t->sid) + 1, total = (size_t)n * sizeof(char *) + lsub + ltid + lsid;
+    for (int i = 0; i < n; i++)
+        total += strlen(t->roles[i]) + 1;
+    char *mem = malloc(total);
+    const char **roles = (const char **)mem;
+    char *p = mem + (size_t)n * sizeof(char *);
+    dst->sub = memcpy(p, t->sub, lsub), p += lsub;
+    dst->tid = memcpy(p, t->tid, ltid), p += ltid;
+    dst->sid = memcpy(p, t->sid, lsid), p += lsid;
+    for (int i = 0; i < n; i++) {
+        size_t l = strlen(t->roles[i]) + 1;
+        roles[i] = memcpy(p, t->roles[i], l);
+        p += l;
+    }
+    dst->roles = roles;
+    dst->nroles = n;
+    dst->exp = t->exp;
+    dst->mem = mem;
+}
+
+void hub_claims_free(hub_claims_t *dst)
+{
+    free(dst->mem);
+    *dst = (hub_claims_t){.sub = "", .tid = "", .sid = ""};
+}
+
+void hub_event_release(hub_event_t *ev)
+{
+    for (int k = 0; k < HUB_ENC_KINDS; k++) {
+        if (ev->enc[k] != NULL)
+            ev->enc_free[k](ev->enc[k]);
+        ev->enc[k] = NULL;
+    }
+}
+
+const char *hub_client_room(const hub_client_t *c, size_t i)
+{
+    return c->rooms[i]->name;
+}
+
+bool hub_client_in_room(const hub_client_t *c, const char *room)
+{
+    for (size_t i = 0; i < c->nrooms; i++)
+        if (strcmp(c->rooms[i]->name, room) == 0)
+            return true;
+    return false;
+}
+
 static uint64_t hash_key(const char *s)
 {
     uint64_t h = 1469598103934665603ull;
@@ -203,7 +255,7 @@ static void on_heartbeat(h2o_timeout_entry_t *entry)
     for (size_t i = 0; i < h->nall; i++) {
         hub_client_t *c = h->all[i];
         for (size_t k = 0; !c->dead && k < c->nrooms; k++)
-            presence_touch(h->worker, c, c->rooms[k], true);
+            presence_touch(h->worker, c, c->rooms[k]->name, true);
     }
     h2o_timeout_link(h->worker->ctx.loop, &h->heartbeat_timeout, &h->heartbeat);
 }
@@ -212,9 +264,8 @@ static void on_heartbeat(h2o_timeout_entry_t *entry)
 
 int hub_join(http_worker_t *w, hub_client_t *c, const char *room)
 {
-    for (size_t i = 0; i < c->nrooms; i++)
-        if (strcmp(c->rooms[i], room) == 0)
-            return 0;
+    if (hub_client_in_room(c, room))
+        return 0;
     if (c->nrooms >= HUB_ROOMS_PER_CLIENT)
         return -1;
     hub_t *h = hub_of(w);
@@ -238,7 +289,12 @@ int hub_join(http_worker_t *w, hub_client_t *c, const char *room)
         r->clients = realloc(r->clients, r->cap * sizeof(*r->clients));
     }
     r->clients[r->nclients++] = c;
-    c->rooms[c->nrooms++] = strdup(room);
+    if (c->nrooms == c->caprooms) {
+        /* 4 fit the usual tenant, user: and role: rooms */
+        c->caprooms = c->caprooms != 0 ? (uint8_t)(c->caprooms * 2 < HUB_ROOMS_PER_CLIENT ? c->caprooms * 2 : HUB_ROOMS_PER_CLIENT) : 4;
+        c->rooms = realloc(c->rooms, c->caprooms * sizeof(*c->rooms));
+    }
+    c->rooms[c->nrooms++] = r; /* the room's own name: no copy per member */
     presence_touch(w, c, room, true);
     presence_announce(w, c, room, true);
     return 0;
@@ -259,15 +315,23 @@ int hub_leave(http_worker_t *w, hub_client_t *c, const char *room)
 {
     size_t idx = c->nrooms;
     for (size_t i = 0; i < c->nrooms; i++)
-        if (strcmp(c->rooms[i], room) == 0)
+        if (strcmp(c->rooms[i]->name, room) == 0)
             idx = i;
     if (idx == c->nrooms)
         return -1;
     hub_t *h = hub_of(w);
-    char key[200];
-    room_key(key, sizeof(key), c->claims.tid, room);
-    hub_room_t *r = room_find(h, key);
-    if (r != NULL) {
+    hub_room_t *r = c->rooms[idx];
+    c->rooms[idx] = c->rooms[--c->nrooms];
+    if (c->nrooms == 0) {
+        free(c->rooms);
+        c->rooms = NULL;
+        c->caprooms = 0;
+    }
+    /* the name outlives the room (freed below when it empties) for the announcements */
+    char name[HUB_ROOM_MAX + 1];
+    snprintf(name, sizeof(name), "%s", r->name);
+    room = name;
+    {
         for (size_t i = 0; i < r->nclients; i++) {
             if (r->clients[i] == c) {
                 r->clients[i] = r->clients[--r->nclients];
@@ -278,7 +342,7 @@ int hub_leave(http_worker_t *w, hub_client_t *c, const char *room)
             char channel[200];
             room_channel(channel, sizeof(channel), r->tenant_id, r->name);
             redis_unsubscribe(w->redis_sub, channel);
-            hub_room_t **pp = &h->buckets[hash_key(key) % HUB_BUCKETS];
+            hub_room_t **pp = &h->buckets[hash_key(r->key) % HUB_BUCKETS];
             while (*pp != r)
                 pp = &(*pp)->next;
             *pp = r->next;
@@ -289,15 +353,13 @@ int hub_leave(http_worker_t *w, hub_client_t *c, const char *room)
     }
     presence_touch(w, c, room, false);
     presence_announce(w, c, room, false);
-    free(c->rooms[idx]);
-    c->rooms[idx] = c->rooms[--c->nrooms];
     return 0;
 }
 
 void hub_leave_all(http_worker_t *w, hub_client_t *c)
 {
     while (c->nrooms > 0)
-        hub_leave(w, c, c->rooms[c->nrooms - 1]);
+        hub_leave(w, c, c->rooms[c->nrooms - 1]->name);
     hub_t *h = hub_of(w);
     for (size_t i = 0; i < h->nall; i++) {
         if (h->all[i] == c) {
@@ -386,6 +448,8 @@ static void deliver(hub_room_t *r, const char *msg, size_t len)
     }
     char *data_text = json_dumps(data, JSON_COMPACT | JSON_ENCODE_ANY);
     uint64_t seq = json_is_integer(seqv) ? (uint64_t)json_integer_value(seqv) : 0;
+    /* one event for every member: client kinds encode it once (ev.enc) and share the bytes */
+    hub_event_t ev = {.event = event, .event_len = strlen(event), .data = data_text, .data_len = strlen(data_text), .seq = seq};
     /* iterate over a copy: a kill may change the room */
     size_t n = r->nclients;
     hub_client_t **copy = malloc(n * sizeof(*copy) + 1);
@@ -396,16 +460,24 @@ static void deliver(hub_room_t *r, const char *msg, size_t len)
         hub_client_t *c = copy[i];
         if (c->dead || !may_see(c, event, data, r->name))
             continue;
-        char *own_text = column_rules ? visible_change(c, r->name + 6, data) : NULL;
-        const char *text = own_text != NULL ? own_text : data_text;
-        int rc = c->ops->send(c, event, strlen(event), text, strlen(text), seq);
-        free(own_text);
+        int rc;
+        if (column_rules) {
+            /* this member's own view of the row: encoded for it alone */
+            char *own_text = visible_change(c, r->name + 6, data);
+            hub_event_t own = {.event = event, .event_len = ev.event_len, .data = own_text, .data_len = strlen(own_text), .seq = seq};
+            rc = c->ops->send(c, &own);
+            hub_event_release(&own);
+            free(own_text);
+        } else {
+            rc = c->ops->send(c, &ev);
+        }
         if (rc != 0) {
             c->dead = true;
             c->ops->kill(c, "slow reader: send queue full");
         }
     }
     free(copy);
+    hub_event_release(&ev);
     free(data_text);
     json_decref(m);
 }
@@ -457,14 +529,16 @@ void hub_deliver_replayed(hub_client_t *c, const char *msg, size_t len)
     const char *event = json_string_value(json_object_get(m, "event"));
     const char *room = json_string_value(json_object_get(m, "room"));
     json_t *data = json_object_get(m, "data");
-    bool member = false;
-    for (size_t i = 0; room != NULL && i < c->nrooms; i++)
-        member |= strcmp(c->rooms[i], room) == 0;
+    bool member = room != NULL && hub_client_in_room(c, room);
     if (event != NULL && data != NULL && member && may_see(c, event, data, room)) {
         bool column_rules = strcmp(event, "change") == 0 && strncmp(room, "table:", 6) == 0 && colpol_has_table(guard_columns(), room + 6);
         char *text = column_rules ? visible_change(c, room + 6, data) : json_dumps(data, JSON_COMPACT | JSON_ENCODE_ANY);
         json_t *seqv = json_object_get(m, "seq");
-        if (c->ops->send(c, event, strlen(event), text, strlen(text), json_is_integer(seqv) ? (uint64_t)json_integer_value(seqv) : 0) != 0) {
+        hub_event_t ev = {.event = event, .event_len = strlen(event), .data = text, .data_len = strlen(text),
+                          .seq = json_is_integer(seqv) ? (uint64_t)json_integer_value(seqv) : 0};
+        int rc = c->ops->send(c, &ev);
+        hub_event_release(&ev);
+        if (rc != 0) {
             c->dead = true;
             c->ops->kill(c, "slow reader: send queue full");
         }
