@@ -19,6 +19,7 @@
  *     10 s), then `messages` back to back: {"kind":"setup"|"paced"|"burst",...}.
  *
  * Each socket binds to one of 127.0.0.2-127.0.0.9 so that ephemeral ports do not run out.
+ * RT_LOAD_VERBOSE=1 in the environment prints each one-at-a-time message's last delivery on stderr.
  */
 #include <arpa/inet.h>
 #include <errno.h>
@@ -484,6 +485,8 @@ int main(int argc, char **argv)
             while (delivered[i] < nready && now_ms() - t0 < 10000)
                 run_for(1);
             last[i] = last_recv_ms - sent;
+            if (getenv("RT_LOAD_VERBOSE") != NULL)
+                fprintf(stderr, "rt_load: message %d: %llu deliveries, the last after %.1f ms\n", i, (unsigned long long)delivered[i], last[i]);
             rate[i] = (double)delivered[i] / (last[i] / 1000);
             run_for(50);
         }
