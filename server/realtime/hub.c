@@ -5,7 +5,9 @@
  * registered client is also in a flat list for shutdown. Everything is touched only by the
  * worker's own thread. Publishing uses one Lua script (seq INCR, PUBLISH, XADD with MAXLEN ~),
  * so the sequence, the live message and the stored copy never disagree. Presence lives in a
- * sorted set per room scored by expiry time; a 10 s heartbeat refreshes this worker's members,
+ * sorted set per room scored by expiry time; a heartbeat refreshes this worker's members every 10 s,
+ * a tenth of the rooms each second and one ZADD per HUB_PRESENCE_BATCH members (not one command per
+ * member and room every 10 s at once: 30,000 ZADDs stalled the loop ~20 ms with 10,000 sockets),
  * so members of a crashed instance vanish within 30 s.
  */
 #include "realtime/hub.h"
@@ -25,6 +27,9 @@
 #define HUB_STREAM_MAX "10000"
 #define HUB_PRESENCE_TTL_S 30
 #define HUB_HEARTBEAT_MS 10000
+#define HUB_PRESENCE_SLICES 10  /* rooms refreshed per tick: those of every 10th bucket */
+#define HUB_PRESENCE_BATCH 256  /* members per ZADD */
+#define HUB_PRESENCE_MEMBER 112 /* "sub|conn_id" fits: 63 + 1 + 39 and the NUL */
 
 typedef struct hub_room {
     struct hub_room *next;
@@ -40,8 +45,11 @@ typedef struct {
     hub_room_t *buckets[HUB_BUCKETS];
     hub_client_t **all;
     size_t nall, capall;
-    h2o_timeout_t heartbeat_timeout;
-    h2o_timeout_entry_t heartbeat;
+    h2o_timeout_t heartbeat_timeout; /* 10 s: the pings of SSE streams and sockets (hub_ping_timeout) */
+    h2o_timeout_t presence_timeout;  /* HUB_HEARTBEAT_MS / HUB_PRESENCE_SLICES */
+    h2o_timeout_entry_t presence_tick;
+    unsigned slice;
+    char (*members)[HUB_PRESENCE_MEMBER]; /* HUB_PRESENCE_BATCH of them, for building a ZADD */
 } hub_t;
 
 /* Publishes: KEYS[1] seq, KEYS[2] stream; ARGV tenant, room, event, data JSON, from. Returns the seq. */
@@ -248,16 +256,48 @@ static void presence_announce(http_worker_t *w, hub_client_t *c, const char *roo
     publish(w, c->claims.tid, room, "presence", data, c->claims.sub, "raw", ignore_reply, NULL);
 }
 
-/* Refreshes the presence of every local member, so that only a crashed instance's members expire. */
-static void on_heartbeat(h2o_timeout_entry_t *entry)
+/* Refreshes the presence of r's live local members: ZADD key score m score m ..., in batches. */
+static void presence_refresh_room(hub_t *h, hub_room_t *r, const char *score)
 {
-    hub_t *h = H2O_STRUCT_FROM_MEMBER(hub_t, heartbeat, entry);
-    for (size_t i = 0; i < h->nall; i++) {
-        hub_client_t *c = h->all[i];
-        for (size_t k = 0; !c->dead && k < c->nrooms; k++)
-            presence_touch(h->worker, c, c->rooms[k]->name, true);
+    char key[200];
+    snprintf(key, sizeof(key), "t:%s:presence:%s", r->tenant_id, r->name);
+    const char *argv[2 + 2 * HUB_PRESENCE_BATCH];
+    size_t lens[2 + 2 * HUB_PRESENCE_BATCH];
+    size_t slen = strlen(score);
+    int n = 0; /* members in this batch */
+    for (size_t i = 0; i <= r->nclients; i++) {
+        if (i < r->nclients && !r->clients[i]->dead) {
+            hub_client_t *c = r->clients[i];
+            int ml = snprintf(h->members[n], HUB_PRESENCE_MEMBER, "%s|%s", c->claims.sub, c->conn_id);
+            argv[2 + 2 * n] = score;
+            lens[2 + 2 * n] = slen;
+            argv[3 + 2 * n] = h->members[n];
+            lens[3 + 2 * n] = (size_t)ml < HUB_PRESENCE_MEMBER ? (size_t)ml : HUB_PRESENCE_MEMBER - 1;
+            n++;
+        }
+        if (n > 0 && (n == HUB_PRESENCE_BATCH || i == r->nclients)) {
+            argv[0] = "ZADD";
+            lens[0] = 4;
+            argv[1] = key;
+            lens[1] = strlen(key);
+            redis_command_argv(h->worker->redis, ignore_reply, NULL, 2 + 2 * n, argv, lens);
+            n = 0;
+        }
     }
-    h2o_timeout_link(h->worker->ctx.loop, &h->heartbeat_timeout, &h->heartbeat);
+}
+
+/* Every HUB_HEARTBEAT_MS / HUB_PRESENCE_SLICES: refreshes the rooms of one slice of the buckets, so
+ * that each local member is refreshed every HUB_HEARTBEAT_MS and only a crashed instance's expire. */
+static void on_presence_tick(h2o_timeout_entry_t *entry)
+{
+    hub_t *h = H2O_STRUCT_FROM_MEMBER(hub_t, presence_tick, entry);
+    char score[32];
+    snprintf(score, sizeof(score), "%lld", (long long)time(NULL) + HUB_PRESENCE_TTL_S);
+    for (size_t b = h->slice; b < HUB_BUCKETS; b += HUB_PRESENCE_SLICES)
+        for (hub_room_t *r = h->buckets[b]; r != NULL; r = r->next)
+            presence_refresh_room(h, r, score);
+    h->slice = (h->slice + 1) % HUB_PRESENCE_SLICES;
+    h2o_timeout_link(h->worker->ctx.loop, &h->presence_timeout, &h->presence_tick);
 }
 
 /* ---------------------------------------------------------------- membership */
@@ -623,8 +663,10 @@ void hub_worker_start(http_worker_t *w)
     w->realtime = h;
     guard_on_other_messages(w, on_room_message, w);
     h2o_timeout_init(w->ctx.loop, &h->heartbeat_timeout, HUB_HEARTBEAT_MS);
-    h->heartbeat.cb = on_heartbeat;
-    h2o_timeout_link(w->ctx.loop, &h->heartbeat_timeout, &h->heartbeat);
+    h->members = malloc(HUB_PRESENCE_BATCH * sizeof(*h->members));
+    h2o_timeout_init(w->ctx.loop, &h->presence_timeout, HUB_HEARTBEAT_MS / HUB_PRESENCE_SLICES);
+    h->presence_tick.cb = on_presence_tick;
+    h2o_timeout_link(w->ctx.loop, &h->presence_timeout, &h->presence_tick);
 }
 
 void hub_worker_stop(http_worker_t *w)
@@ -632,9 +674,11 @@ void hub_worker_stop(http_worker_t *w)
     hub_t *h = hub_of(w);
     if (h == NULL)
         return;
-    if (h2o_timeout_is_linked(&h->heartbeat))
-        h2o_timeout_unlink(&h->heartbeat);
+    if (h2o_timeout_is_linked(&h->presence_tick))
+        h2o_timeout_unlink(&h->presence_tick);
+    h2o_timeout_dispose(w->ctx.loop, &h->presence_timeout);
     h2o_timeout_dispose(w->ctx.loop, &h->heartbeat_timeout);
+    free(h->members);
     for (size_t b = 0; b < HUB_BUCKETS; b++) {
         hub_room_t *r = h->buckets[b];
         while (r != NULL) {
