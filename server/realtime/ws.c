@@ -10,8 +10,9 @@
  * flight (h2o allows one at a time); both arrays are freed once empty. A flush hands up to
  * WS_IOV_MAX chunks to one h2o_socket_write (one writev when the socket takes them).
  *
- * Lifetime: the connection ends (finish) on a socket error, after the closing handshake, or when
- * the close wait times out; finish runs the callback with opcode 0 and frees everything. It never
+ * Lifetime: the connection ends (finish) on a socket error, after the closing handshake, or
+ * WS_CLOSE_WAIT_MS after a close frame was queued (the handshake did not finish: the peer does not
+ * read, or does not answer); finish runs the callback with opcode 0 and frees everything. It never
  * runs inside a call made by the user (busy): those only mark it due, and the event-loop callback
  * that is on the stack finishes afterwards.
  */
@@ -181,17 +182,9 @@ static void on_write_complete(h2o_socket_t *sock, const char *err)
     if (c->close_in_flight) {
         c->close_in_flight = false;
         c->close_sent = true;
-        if (c->close_received) {
+        if (c->close_received)
             finish(c);
-            return;
-        }
-        /* wait a little for the peer's close frame */
-        if (!close_wait_ready) {
-            h2o_timeout_init(c->loop, &close_wait, WS_CLOSE_WAIT_MS);
-            close_wait_ready = true;
-        }
-        h2o_timeout_link(c->loop, &close_wait, &c->close_timer);
-        return;
+        return; /* else the peer's close frame is awaited, until the close timer (see ws_close) */
     }
     flush(c);
 }
@@ -244,6 +237,20 @@ void ws_send(ws_conn_t *conn, int opcode, const void *msg, size_t len)
     ws_send_frames(conn, frame, hl + len, free, frame);
 }
 
+/* Once a close is queued and the socket is ours: the closing handshake gets WS_CLOSE_WAIT_MS, so
+ * that a peer that stops reading cannot keep the socket and its queue (h2o has no write timeout).
+ * Not before the socket is ours: h2o still holds conn for the upgrade's callback until then. */
+static void arm_close_timer(ws_conn_t *c)
+{
+    if (!c->close_queued || c->sock == NULL || h2o_timeout_is_linked(&c->close_timer))
+        return;
+    if (!close_wait_ready) {
+        h2o_timeout_init(c->loop, &close_wait, WS_CLOSE_WAIT_MS);
+        close_wait_ready = true;
+    }
+    h2o_timeout_link(c->loop, &close_wait, &c->close_timer);
+}
+
 void ws_close(ws_conn_t *conn, uint16_t code)
 {
     if (conn->close_queued || conn->finished)
@@ -254,6 +261,7 @@ void ws_close(ws_conn_t *conn, uint16_t code)
     conn->close_frame[2] = (uint8_t)(code >> 8);
     conn->close_frame[3] = (uint8_t)code;
     push(conn, conn->close_frame, 4, NULL, NULL);
+    arm_close_timer(conn);
     flush(conn);
 }
 
@@ -450,6 +458,7 @@ static void on_upgraded(void *data, h2o_socket_t *sock, size_t reqsize)
     sock->data = c;
     h2o_buffer_consume(&sock->input, reqsize);
     h2o_socket_read_start(sock, on_read);
+    arm_close_timer(c);
     flush(c);
     parse_input(c); /* frames that came with the handshake */
     if (c->finish_due)

@@ -10,8 +10,9 @@
  *
  * Protocol: masked client frames only, no extensions (RSV bits refused), fragmented messages
  * reassembled up to max_msg bytes (1009 beyond), text messages must be valid UTF-8 (1007),
- * control frames answered (ping -> pong, close -> close echo). After a close frame went out the
- * connection waits up to WS_CLOSE_WAIT_MS for the peer's close, then closes the TCP connection.
+ * control frames answered (ping -> pong, close -> close echo). Once a close frame is queued, the
+ * closing handshake (what is queued before it, the frame, the peer's answer) has WS_CLOSE_WAIT_MS;
+ * then the TCP connection is closed anyway, also when the peer stopped reading.
  * Everything runs on the socket's event-loop thread.
  */
 #ifndef TENANTD_REALTIME_WS_H
@@ -57,7 +58,7 @@ void ws_send_frames(ws_conn_t *conn, const void *bytes, size_t len, void (*relea
 void ws_send(ws_conn_t *conn, int opcode, const void *msg, size_t len);
 
 /* Queues a close frame with code (nothing after it is sent); the connection ends after the
- * closing handshake or WS_CLOSE_WAIT_MS. A second call does nothing. */
+ * closing handshake, or WS_CLOSE_WAIT_MS after this call. A second call does nothing. */
 void ws_close(ws_conn_t *conn, uint16_t code);
 
 /* Bytes queued and not yet written. */

@@ -2,23 +2,42 @@
 // An idle connection gives its input buffer and its write queues back, so these check that large
 // and fragmented messages still work, in both directions, after a connection idled; that
 // WebSocket pings are answered with the same payload; that a client's close frame is answered
-// with its code; and that one event published to a room reaches every member intact (the members
-// share one encoded frame).
+// with its code; that one event published to a room reaches every member intact (the members
+// share one encoded frame); and that a client which never reads again loses its TCP connection
+// once the server gave up on it (the closing handshake is bounded: h2o has no write timeout).
 import assert from 'node:assert/strict';
-import { before, describe, test } from 'node:test';
+import fs from 'node:fs';
+import { after, before, describe, test } from 'node:test';
 
 import { sleep, startTenantd, waitFor } from '../lib/harness.mjs';
-import { loginAs } from '../lib/auth.mjs';
-import { marker, rawConnected } from '../lib/realtime.mjs';
+import { freshAccount, loginAs, redis } from '../lib/auth.mjs';
+import { emitOk, marker, rawConnected } from '../lib/realtime.mjs';
 
 let A;
 let admin;
+let stuck; // owner of a fresh tenant: the 300 KB events of the last test fill its stream, not acme's
 
 before(async () => {
   A = await startTenantd();
   await A.waitReady();
   admin = await loginAs(A, 'admin');
+  stuck = (await freshAccount(A, 'rtws')).res;
 });
+
+after(async () => {
+  if (stuck) await redis(['DEL', `t:${stuck.tenant.id}:events`]).catch(() => {});
+});
+
+// The state of tenantd's side of the TCP connection to the client port (from /proc/net/tcp):
+// '01' established, '04' FIN-WAIT-1 (closed by tenantd, data still unsent), …; null when gone.
+function serverSideState(serverPort, clientPort) {
+  const hex = (p) => p.toString(16).toUpperCase().padStart(4, '0');
+  for (const line of fs.readFileSync('/proc/net/tcp', 'utf8').split('\n').slice(1)) {
+    const f = line.trim().split(/\s+/);
+    if (f.length > 3 && f[1].endsWith(`:${hex(serverPort)}`) && f[2].endsWith(`:${hex(clientPort)}`)) return f[3];
+  }
+  return null;
+}
 
 // Sends a Socket.IO event with ack id `id` on a raw socket and waits for its ack; resolves the ack's value.
 async function rawAck(raw, id, args, { send = (t) => raw.send(t) } = {}) {
@@ -110,5 +129,25 @@ describe('WebSocket layer', () => {
       assert.deepEqual(rawEvents(m, 'fan').map((e) => [e.data.i, e.data.pad.length, e.room]), [0, 1, 2, 3, 4].map((i) => [i, i * 40000, room]));
     }
     for (const m of members) m.ws.close();
+  });
+
+  test('a client that never reads again is cut off: its TCP connection ends within seconds of the server giving up', { timeout: 60000 }, async (t) => {
+    const raw = await rawConnected(A, stuck.access_token);
+    const clientPort = raw.ws._socket.localPort;
+    assert.equal(serverSideState(A.port, clientPort), '01', 'established at first');
+    raw.ws._socket.pause(); // and never resumed
+    const pad = 's'.repeat(300 * 1024);
+    for (let i = 0; i < 40; i++) await emitOk(A, stuck.access_token, `user:${stuck.user.id}`, 'stuck', { i, pad });
+    // 12 MB for a 1 MB send queue: the session is closed as a slow reader, its close frame queued
+    // behind data the client does not read; the closing handshake then has 5 s
+    const t0 = Date.now();
+    await waitFor(() => serverSideState(A.port, clientPort) !== '01', {
+      timeoutMs: 15000, intervalMs: 100, message: "tenantd's side of the stuck connection to leave ESTABLISHED",
+    });
+    t.diagnostic(`tenantd closed its side after ${Date.now() - t0} ms (state now ${serverSideState(A.port, clientPort)})`);
+    raw.ws.terminate();
+    const again = await rawConnected(A, admin.access_token);
+    assert.equal((await rawAck(again, 1, ['join', `ws-alive-${marker()}`])).ok, true);
+    again.ws.close();
   });
 });
