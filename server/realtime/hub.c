@@ -5,7 +5,9 @@
  * registered client is also in a flat list for shutdown. Everything is touched only by the
  * worker's own thread. Publishing uses one Lua script (seq INCR, PUBLISH, XADD with MAXLEN ~),
  * so the sequence, the live message and the stored copy never disagree. Presence lives in a
- * sorted set per room scored by expiry time; a 10 s heartbeat refreshes this worker's members,
+ * sorted set per room scored by expiry time; a heartbeat refreshes this worker's members every 10 s,
+ * a tenth of the rooms each second and one ZADD per HUB_PRESENCE_BATCH members (not one command per
+ * member and room every 10 s at once: 30,000 ZADDs stalled the loop ~20 ms with 10,000 sockets),
  * so members of a crashed instance vanish within 30 s.
  */
 #include "realtime/hub.h"
@@ -25,6 +27,9 @@
 #define HUB_STREAM_MAX "10000"
 #define HUB_PRESENCE_TTL_S 30
 #define HUB_HEARTBEAT_MS 10000
+#define HUB_PRESENCE_SLICES 10  /* rooms refreshed per tick: those of every 10th bucket */
+#define HUB_PRESENCE_BATCH 256  /* members per ZADD */
+#define HUB_PRESENCE_MEMBER 112 /* "sub|conn_id" fits: 63 + 1 + 39 and the NUL */
 
 typedef struct hub_room {
     struct hub_room *next;
@@ -40,8 +45,11 @@ typedef struct {
     hub_room_t *buckets[HUB_BUCKETS];
     hub_client_t **all;
     size_t nall, capall;
-    h2o_timeout_t heartbeat_timeout;
-    h2o_timeout_entry_t heartbeat;
+    h2o_timeout_t heartbeat_timeout; /* 10 s: the pings of SSE streams and sockets (hub_ping_timeout) */
+    h2o_timeout_t presence_timeout;  /* HUB_HEARTBEAT_MS / HUB_PRESENCE_SLICES */
+    h2o_timeout_entry_t presence_tick;
+    unsigned slice;
+    char (*members)[HUB_PRESENCE_MEMBER]; /* HUB_PRESENCE_BATCH of them, for building a ZADD */
 } hub_t;
 
 /* Publishes: KEYS[1] seq, KEYS[2] stream; ARGV tenant, room, event, data JSON, from. Returns the seq. */
@@ -65,6 +73,58 @@ static redis_cmd_t *publish(http_worker_t *w, const char *tenant_id, const char 
                             const char *from, const char *mode, redis_reply_cb cb, void *data);
 
 /* ---------------------------------------------------------------- helpers */
+
+void hub_claims_set(hub_claims_t *dst, const token_claims_t *t)
+{
+    hub_claims_free(dst);
+    int n = t->nroles;
+    size_t lsub = strlen(t->sub) + 1, ltid = strlen(t->tid) + 1, lsid = strlen(t->sid) + 1, total = (size_t)n * sizeof(char *) + lsub + ltid + lsid;
+    for (int i = 0; i < n; i++)
+        total += strlen(t->roles[i]) + 1;
+    char *mem = malloc(total);
+    const char **roles = (const char **)mem;
+    char *p = mem + (size_t)n * sizeof(char *);
+    dst->sub = memcpy(p, t->sub, lsub), p += lsub;
+    dst->tid = memcpy(p, t->tid, ltid), p += ltid;
+    dst->sid = memcpy(p, t->sid, lsid), p += lsid;
+    for (int i = 0; i < n; i++) {
+        size_t l = strlen(t->roles[i]) + 1;
+        roles[i] = memcpy(p, t->roles[i], l);
+        p += l;
+    }
+    dst->roles = roles;
+    dst->nroles = n;
+    dst->exp = t->exp;
+    dst->mem = mem;
+}
+
+void hub_claims_free(hub_claims_t *dst)
+{
+    free(dst->mem);
+    *dst = (hub_claims_t){.sub = "", .tid = "", .sid = ""};
+}
+
+void hub_event_release(hub_event_t *ev)
+{
+    for (int k = 0; k < HUB_ENC_KINDS; k++) {
+        if (ev->enc[k] != NULL)
+            ev->enc_free[k](ev->enc[k]);
+        ev->enc[k] = NULL;
+    }
+}
+
+const char *hub_client_room(const hub_client_t *c, size_t i)
+{
+    return c->rooms[i]->name;
+}
+
+bool hub_client_in_room(const hub_client_t *c, const char *room)
+{
+    for (size_t i = 0; i < c->nrooms; i++)
+        if (strcmp(c->rooms[i]->name, room) == 0)
+            return true;
+    return false;
+}
 
 static uint64_t hash_key(const char *s)
 {
@@ -196,25 +256,56 @@ static void presence_announce(http_worker_t *w, hub_client_t *c, const char *roo
     publish(w, c->claims.tid, room, "presence", data, c->claims.sub, "raw", ignore_reply, NULL);
 }
 
-/* Refreshes the presence of every local member, so that only a crashed instance's members expire. */
-static void on_heartbeat(h2o_timeout_entry_t *entry)
+/* Refreshes the presence of r's live local members: ZADD key score m score m ..., in batches. */
+static void presence_refresh_room(hub_t *h, hub_room_t *r, const char *score)
 {
-    hub_t *h = H2O_STRUCT_FROM_MEMBER(hub_t, heartbeat, entry);
-    for (size_t i = 0; i < h->nall; i++) {
-        hub_client_t *c = h->all[i];
-        for (size_t k = 0; !c->dead && k < c->nrooms; k++)
-            presence_touch(h->worker, c, c->rooms[k], true);
+    char key[200];
+    snprintf(key, sizeof(key), "t:%s:presence:%s", r->tenant_id, r->name);
+    const char *argv[2 + 2 * HUB_PRESENCE_BATCH];
+    size_t lens[2 + 2 * HUB_PRESENCE_BATCH];
+    size_t slen = strlen(score);
+    int n = 0; /* members in this batch */
+    for (size_t i = 0; i <= r->nclients; i++) {
+        if (i < r->nclients && !r->clients[i]->dead) {
+            hub_client_t *c = r->clients[i];
+            int ml = snprintf(h->members[n], HUB_PRESENCE_MEMBER, "%s|%s", c->claims.sub, c->conn_id);
+            argv[2 + 2 * n] = score;
+            lens[2 + 2 * n] = slen;
+            argv[3 + 2 * n] = h->members[n];
+            lens[3 + 2 * n] = (size_t)ml < HUB_PRESENCE_MEMBER ? (size_t)ml : HUB_PRESENCE_MEMBER - 1;
+            n++;
+        }
+        if (n > 0 && (n == HUB_PRESENCE_BATCH || i == r->nclients)) {
+            argv[0] = "ZADD";
+            lens[0] = 4;
+            argv[1] = key;
+            lens[1] = strlen(key);
+            redis_command_argv(h->worker->redis, ignore_reply, NULL, 2 + 2 * n, argv, lens);
+            n = 0;
+        }
     }
-    h2o_timeout_link(h->worker->ctx.loop, &h->heartbeat_timeout, &h->heartbeat);
+}
+
+/* Every HUB_HEARTBEAT_MS / HUB_PRESENCE_SLICES: refreshes the rooms of one slice of the buckets, so
+ * that each local member is refreshed every HUB_HEARTBEAT_MS and only a crashed instance's expire. */
+static void on_presence_tick(h2o_timeout_entry_t *entry)
+{
+    hub_t *h = H2O_STRUCT_FROM_MEMBER(hub_t, presence_tick, entry);
+    char score[32];
+    snprintf(score, sizeof(score), "%lld", (long long)time(NULL) + HUB_PRESENCE_TTL_S);
+    for (size_t b = h->slice; b < HUB_BUCKETS; b += HUB_PRESENCE_SLICES)
+        for (hub_room_t *r = h->buckets[b]; r != NULL; r = r->next)
+            presence_refresh_room(h, r, score);
+    h->slice = (h->slice + 1) % HUB_PRESENCE_SLICES;
+    h2o_timeout_link(h->worker->ctx.loop, &h->presence_timeout, &h->presence_tick);
 }
 
 /* ---------------------------------------------------------------- membership */
 
 int hub_join(http_worker_t *w, hub_client_t *c, const char *room)
 {
-    for (size_t i = 0; i < c->nrooms; i++)
-        if (strcmp(c->rooms[i], room) == 0)
-            return 0;
+    if (hub_client_in_room(c, room))
+        return 0;
     if (c->nrooms >= HUB_ROOMS_PER_CLIENT)
         return -1;
     hub_t *h = hub_of(w);
@@ -238,7 +329,12 @@ int hub_join(http_worker_t *w, hub_client_t *c, const char *room)
         r->clients = realloc(r->clients, r->cap * sizeof(*r->clients));
     }
     r->clients[r->nclients++] = c;
-    c->rooms[c->nrooms++] = strdup(room);
+    if (c->nrooms == c->caprooms) {
+        /* 4 fit the usual tenant, user: and role: rooms */
+        c->caprooms = c->caprooms != 0 ? (uint8_t)(c->caprooms * 2 < HUB_ROOMS_PER_CLIENT ? c->caprooms * 2 : HUB_ROOMS_PER_CLIENT) : 4;
+        c->rooms = realloc(c->rooms, c->caprooms * sizeof(*c->rooms));
+    }
+    c->rooms[c->nrooms++] = r; /* the room's own name: no copy per member */
     presence_touch(w, c, room, true);
     presence_announce(w, c, room, true);
     return 0;
@@ -259,15 +355,23 @@ int hub_leave(http_worker_t *w, hub_client_t *c, const char *room)
 {
     size_t idx = c->nrooms;
     for (size_t i = 0; i < c->nrooms; i++)
-        if (strcmp(c->rooms[i], room) == 0)
+        if (strcmp(c->rooms[i]->name, room) == 0)
             idx = i;
     if (idx == c->nrooms)
         return -1;
     hub_t *h = hub_of(w);
-    char key[200];
-    room_key(key, sizeof(key), c->claims.tid, room);
-    hub_room_t *r = room_find(h, key);
-    if (r != NULL) {
+    hub_room_t *r = c->rooms[idx];
+    c->rooms[idx] = c->rooms[--c->nrooms];
+    if (c->nrooms == 0) {
+        free(c->rooms);
+        c->rooms = NULL;
+        c->caprooms = 0;
+    }
+    /* the name outlives the room (freed below when it empties) for the announcements */
+    char name[HUB_ROOM_MAX + 1];
+    snprintf(name, sizeof(name), "%s", r->name);
+    room = name;
+    {
         for (size_t i = 0; i < r->nclients; i++) {
             if (r->clients[i] == c) {
                 r->clients[i] = r->clients[--r->nclients];
@@ -278,7 +382,7 @@ int hub_leave(http_worker_t *w, hub_client_t *c, const char *room)
             char channel[200];
             room_channel(channel, sizeof(channel), r->tenant_id, r->name);
             redis_unsubscribe(w->redis_sub, channel);
-            hub_room_t **pp = &h->buckets[hash_key(key) % HUB_BUCKETS];
+            hub_room_t **pp = &h->buckets[hash_key(r->key) % HUB_BUCKETS];
             while (*pp != r)
                 pp = &(*pp)->next;
             *pp = r->next;
@@ -289,15 +393,13 @@ int hub_leave(http_worker_t *w, hub_client_t *c, const char *room)
     }
     presence_touch(w, c, room, false);
     presence_announce(w, c, room, false);
-    free(c->rooms[idx]);
-    c->rooms[idx] = c->rooms[--c->nrooms];
     return 0;
 }
 
 void hub_leave_all(http_worker_t *w, hub_client_t *c)
 {
     while (c->nrooms > 0)
-        hub_leave(w, c, c->rooms[c->nrooms - 1]);
+        hub_leave(w, c, c->rooms[c->nrooms - 1]->name);
     hub_t *h = hub_of(w);
     for (size_t i = 0; i < h->nall; i++) {
         if (h->all[i] == c) {
@@ -386,6 +488,8 @@ static void deliver(hub_room_t *r, const char *msg, size_t len)
     }
     char *data_text = json_dumps(data, JSON_COMPACT | JSON_ENCODE_ANY);
     uint64_t seq = json_is_integer(seqv) ? (uint64_t)json_integer_value(seqv) : 0;
+    /* one event for every member: client kinds encode it once (ev.enc) and share the bytes */
+    hub_event_t ev = {.event = event, .event_len = strlen(event), .data = data_text, .data_len = strlen(data_text), .seq = seq};
     /* iterate over a copy: a kill may change the room */
     size_t n = r->nclients;
     hub_client_t **copy = malloc(n * sizeof(*copy) + 1);
@@ -396,16 +500,24 @@ static void deliver(hub_room_t *r, const char *msg, size_t len)
         hub_client_t *c = copy[i];
         if (c->dead || !may_see(c, event, data, r->name))
             continue;
-        char *own_text = column_rules ? visible_change(c, r->name + 6, data) : NULL;
-        const char *text = own_text != NULL ? own_text : data_text;
-        int rc = c->ops->send(c, event, strlen(event), text, strlen(text), seq);
-        free(own_text);
+        int rc;
+        if (column_rules) {
+            /* this member's own view of the row: encoded for it alone */
+            char *own_text = visible_change(c, r->name + 6, data);
+            hub_event_t own = {.event = event, .event_len = ev.event_len, .data = own_text, .data_len = strlen(own_text), .seq = seq};
+            rc = c->ops->send(c, &own);
+            hub_event_release(&own);
+            free(own_text);
+        } else {
+            rc = c->ops->send(c, &ev);
+        }
         if (rc != 0) {
             c->dead = true;
             c->ops->kill(c, "slow reader: send queue full");
         }
     }
     free(copy);
+    hub_event_release(&ev);
     free(data_text);
     json_decref(m);
 }
@@ -457,14 +569,16 @@ void hub_deliver_replayed(hub_client_t *c, const char *msg, size_t len)
     const char *event = json_string_value(json_object_get(m, "event"));
     const char *room = json_string_value(json_object_get(m, "room"));
     json_t *data = json_object_get(m, "data");
-    bool member = false;
-    for (size_t i = 0; room != NULL && i < c->nrooms; i++)
-        member |= strcmp(c->rooms[i], room) == 0;
+    bool member = room != NULL && hub_client_in_room(c, room);
     if (event != NULL && data != NULL && member && may_see(c, event, data, room)) {
         bool column_rules = strcmp(event, "change") == 0 && strncmp(room, "table:", 6) == 0 && colpol_has_table(guard_columns(), room + 6);
         char *text = column_rules ? visible_change(c, room + 6, data) : json_dumps(data, JSON_COMPACT | JSON_ENCODE_ANY);
         json_t *seqv = json_object_get(m, "seq");
-        if (c->ops->send(c, event, strlen(event), text, strlen(text), json_is_integer(seqv) ? (uint64_t)json_integer_value(seqv) : 0) != 0) {
+        hub_event_t ev = {.event = event, .event_len = strlen(event), .data = text, .data_len = strlen(text),
+                          .seq = json_is_integer(seqv) ? (uint64_t)json_integer_value(seqv) : 0};
+        int rc = c->ops->send(c, &ev);
+        hub_event_release(&ev);
+        if (rc != 0) {
             c->dead = true;
             c->ops->kill(c, "slow reader: send queue full");
         }
@@ -549,8 +663,10 @@ void hub_worker_start(http_worker_t *w)
     w->realtime = h;
     guard_on_other_messages(w, on_room_message, w);
     h2o_timeout_init(w->ctx.loop, &h->heartbeat_timeout, HUB_HEARTBEAT_MS);
-    h->heartbeat.cb = on_heartbeat;
-    h2o_timeout_link(w->ctx.loop, &h->heartbeat_timeout, &h->heartbeat);
+    h->members = malloc(HUB_PRESENCE_BATCH * sizeof(*h->members));
+    h2o_timeout_init(w->ctx.loop, &h->presence_timeout, HUB_HEARTBEAT_MS / HUB_PRESENCE_SLICES);
+    h->presence_tick.cb = on_presence_tick;
+    h2o_timeout_link(w->ctx.loop, &h->presence_timeout, &h->presence_tick);
 }
 
 void hub_worker_stop(http_worker_t *w)
@@ -558,9 +674,11 @@ void hub_worker_stop(http_worker_t *w)
     hub_t *h = hub_of(w);
     if (h == NULL)
         return;
-    if (h2o_timeout_is_linked(&h->heartbeat))
-        h2o_timeout_unlink(&h->heartbeat);
+    if (h2o_timeout_is_linked(&h->presence_tick))
+        h2o_timeout_unlink(&h->presence_tick);
+    h2o_timeout_dispose(w->ctx.loop, &h->presence_timeout);
     h2o_timeout_dispose(w->ctx.loop, &h->heartbeat_timeout);
+    free(h->members);
     for (size_t b = 0; b < HUB_BUCKETS; b++) {
         hub_room_t *r = h->buckets[b];
         while (r != NULL) {

@@ -28,21 +28,58 @@
 #define HUB_ROOMS_PER_CLIENT 64  /* rooms one client may be in */
 
 typedef struct hub_client hub_client_t;
+struct hub_room;
+
+/* Client kinds that cache an encoding of an event in hub_event_t.enc (one slot each). */
+#define HUB_ENC_SIO 0
+#define HUB_ENC_KINDS 1
+
+/* One event on its way to a room's local clients. A client kind may encode it once into
+ * enc[kind] (with enc_free[kind] to release it) and hand the same bytes to every recipient; the
+ * hub releases the encodings when the delivery is over (hub_event_release). */
+typedef struct {
+    const char *event;
+    size_t event_len;
+    const char *data; /* JSON text */
+    size_t data_len;
+    uint64_t seq;
+    void *enc[HUB_ENC_KINDS];
+    void (*enc_free[HUB_ENC_KINDS])(void *enc);
+} hub_event_t;
+
+/* Releases the cached encodings of ev. */
+void hub_event_release(hub_event_t *ev);
+
+/* The claims a realtime client keeps, compact: sub, tid, sid and the roles point into one
+ * allocation sized to fit (hub_claims_set), instead of token_claims_t's fixed 64-byte arrays. */
+typedef struct {
+    const char *sub, *tid, *sid;
+    const char **roles;
+    int nroles;
+    int64_t exp;
+    void *mem; /* the allocation; NULL when unset */
+} hub_claims_t;
+
+/* Copies the claims c needs from t into dst (replacing what dst held). */
+void hub_claims_set(hub_claims_t *dst, const token_claims_t *t);
+
+/* Frees what hub_claims_set allocated (an unset dst is fine). */
+void hub_claims_free(hub_claims_t *dst);
 
 typedef struct {
     /* Delivers one event to the client; returns -1 when the client cannot take it (slow reader), and the hub then calls kill. */
-    int (*send)(hub_client_t *c, const char *event, size_t event_len, const char *data, size_t data_len, uint64_t seq);
+    int (*send)(hub_client_t *c, hub_event_t *ev);
     /* Ends the client from the hub's side (its queue overflowed); the client must hub_leave_all later. */
     void (*kill)(hub_client_t *c, const char *why);
 } hub_client_ops_t;
 
 struct hub_client {
     const hub_client_ops_t *ops;
-    token_claims_t claims;   /* user (sub), tenant (tid), session (sid), roles */
+    hub_claims_t claims;     /* user (sub), tenant (tid), session (sid), roles; free with hub_claims_free */
     rbac_grants_t *grants;   /* owned by the client; free with rbac_grants_free */
     char conn_id[40];        /* this connection's id (Socket.IO sid) for presence */
-    char *rooms[HUB_ROOMS_PER_CLIENT];
-    size_t nrooms;
+    struct hub_room **rooms; /* the rooms it is in (hub-owned array, freed when it leaves the last one) */
+    uint8_t nrooms, caprooms;
     bool dead;
 };
 
@@ -70,6 +107,12 @@ int hub_join_then(http_worker_t *w, hub_client_t *c, const char *room, void (*cb
 
 /* Removes c from room; 0, or -1 when it was not in it. Announces presence. */
 int hub_leave(http_worker_t *w, hub_client_t *c, const char *room);
+
+/* The name of the i-th room c is in (i < c->nrooms). */
+const char *hub_client_room(const hub_client_t *c, size_t i);
+
+/* True when c is in room. */
+bool hub_client_in_room(const hub_client_t *c, const char *room);
 
 /* Removes c from every room (a closing connection). */
 void hub_leave_all(http_worker_t *w, hub_client_t *c);

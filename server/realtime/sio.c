@@ -29,7 +29,6 @@
 #include <string.h>
 #include <time.h>
 
-#include <h2o/websocket.h>
 #include <jansson.h>
 #include <sodium.h>
 
@@ -39,6 +38,7 @@
 #include "http/guard.h"
 #include "realtime/hub.h"
 #include "realtime/sio_packet.h"
+#include "realtime/ws.h"
 #include "security/session.h"
 
 #define SIO_MAX_PAYLOAD 1000000
@@ -51,33 +51,48 @@ static int sio_ping_interval_ms = 25000, sio_ping_timeout_ms = 20000;
 
 typedef enum { IO_NONE, IO_POLL, IO_WS } io_kind_t;
 
+/* One outgoing Engine.IO packet, reference-counted: a room's event is encoded once and the same
+ * packet sits in every member's queue (and then in its WebSocket's write queue). bytes holds
+ * WS_HEADER_MAX bytes of room, then the text (NUL-terminated); the WebSocket frame header is
+ * written right before the text, so the frame goes out as it is. A text starting with 'b' is an
+ * attachment in its polling form (base64), sent over WebSocket as a binary frame. */
+typedef struct sio_out {
+    atomic_uint refs;
+    uint32_t len; /* of the text */
+    uint8_t hdr;  /* length of the WebSocket header before the text */
+    uint8_t bytes[];
+} sio_out_t;
+
+/* A BINARY_EVENT waiting for its attachments (owner thread); allocated only while one is. */
+typedef struct {
+    json_t *data;
+    bool has_ack;
+    uint64_t ack;
+    int needed, have;
+    char *att[SIO_MAX_ATTACHMENTS]; /* base64 */
+} sio_binary_t;
+
 typedef struct sio_session {
     hub_client_t hub; /* first: the hub hands this pointer back */
     char sid[24];
     char pid[24]; /* private id for connection state recovery (CONNECT reply) */
-    /* a BINARY_EVENT waiting for its attachments (owner thread) */
-    json_t *bin_data;
-    bool bin_has_ack;
-    uint64_t bin_ack;
-    int bin_needed, bin_have;
-    char *bin_att[SIO_MAX_ATTACHMENTS]; /* base64 */
+    sio_binary_t *bin; /* a BINARY_EVENT waiting for its attachments (owner thread), or NULL */
     int owner;
     atomic_int refs;
     struct sio_session *next_in_bucket; /* registry chain, under registry_mu */
     pthread_mutex_t mu;
     /* --- under mu --- */
-    char **outq;
-    size_t *outlen;
+    sio_out_t **outq; /* freed whenever drained */
     size_t nout, capout, outbytes;
     io_kind_t io;
     int io_worker;
     http_request_t *parked;    /* dereferenced only on parked_worker */
     int parked_worker;
-    h2o_websocket_conn_t *ws;  /* dereferenced only on io_worker */
+    ws_conn_t *ws;             /* dereferenced only on io_worker */
     bool closed, going_away;
     bool client_closed;             /* the client sent "1": a parked poll gets a noop */
     bool upgrading;                 /* probe answered: a parked poll is released with a noop */
-    h2o_websocket_conn_t *probe_ws; /* a WebSocket upgrading this session, before its "5"; only on probe_worker */
+    ws_conn_t *probe_ws;            /* a WebSocket upgrading this session, before its "5"; only on probe_worker */
     int probe_worker;
     _Atomic uint64_t pong_deadline_ms; /* any thread: while a ping awaits its pong, when the session is dead (mono_ms); else 0 */
     /* --- owner thread only --- */
@@ -130,7 +145,7 @@ static void process_engine_packet(http_worker_t *w, sio_session_t *s, const char
 static struct sio_echo *echo_new(http_request_t *hr, sio_session_t *s);
 static void echo_free(struct sio_echo *e);
 static bool echo_engine_packet(http_worker_t *w, sio_session_t *s, const char *p, size_t len);
-static void echo_ws_binary_out(h2o_websocket_conn_t *ws, const char *b64, size_t len);
+static void echo_ws_binary_out(ws_conn_t *ws, const char *b64, size_t len);
 static void echo_ws_binary_in(http_worker_t *w, sio_session_t *s, const uint8_t *data, size_t len);
 
 /* ---------------------------------------------------------------- sessions and registry */
@@ -156,22 +171,57 @@ static void session_ref(sio_session_t *s)
     atomic_fetch_add(&s->refs, 1);
 }
 
+static void binary_reset(sio_session_t *s);
+
+/* A packet holding a copy of text. */
+static sio_out_t *out_new(const char *text, size_t len)
+{
+    sio_out_t *o = malloc(sizeof(*o) + WS_HEADER_MAX + len + 1);
+    atomic_init(&o->refs, 1);
+    o->len = (uint32_t)len;
+    memcpy(o->bytes + WS_HEADER_MAX, text, len);
+    o->bytes[WS_HEADER_MAX + len] = '\0';
+    uint8_t hdr[WS_HEADER_MAX];
+    o->hdr = (uint8_t)ws_frame_header(hdr, WS_OP_TEXT, len);
+    memcpy(o->bytes + WS_HEADER_MAX - o->hdr, hdr, o->hdr);
+    return o;
+}
+
+static const char *out_text(const sio_out_t *o)
+{
+    return (const char *)o->bytes + WS_HEADER_MAX;
+}
+
+static sio_out_t *out_ref(sio_out_t *o)
+{
+    atomic_fetch_add_explicit(&o->refs, 1, memory_order_relaxed);
+    return o;
+}
+
+static void out_unref(sio_out_t *o)
+{
+    if (atomic_fetch_sub_explicit(&o->refs, 1, memory_order_acq_rel) == 1)
+        free(o);
+}
+
+static void out_release(void *arg)
+{
+    out_unref(arg);
+}
+
 static void session_unref(sio_session_t *s)
 {
     if (atomic_fetch_sub(&s->refs, 1) != 1)
         return;
     for (size_t i = 0; i < s->nout; i++)
-        free(s->outq[i]);
+        out_unref(s->outq[i]);
     free(s->outq);
-    free(s->outlen);
     free(s->cookie_token);
-    if (s->bin_data != NULL)
-        json_decref(s->bin_data);
-    for (int i = 0; i < s->bin_have; i++)
-        free(s->bin_att[i]);
+    binary_reset(s);
     if (s->pending_auth != NULL)
         json_decref(s->pending_auth);
     rbac_grants_free(s->hub.grants);
+    hub_claims_free(&s->hub.claims);
     echo_free(s->echo);
     pthread_mutex_destroy(&s->mu);
     free(s);
@@ -281,33 +331,53 @@ static void wake_io(http_worker_t *self, sio_session_t *s, int io_worker)
         post(io_worker, MSG_WAKE, s, NULL, 0);
 }
 
-/* Queues one Engine.IO packet (takes ownership of text); -1 when the queue is full or the session closed. */
-static int session_enqueue(http_worker_t *self, sio_session_t *s, char *text, size_t len)
+/* Queues one Engine.IO packet (the queue takes its own reference); -1 when the queue is full, 0 when
+ * queued or the session is closed. */
+static int session_enqueue_out(http_worker_t *self, sio_session_t *s, sio_out_t *o)
 {
     pthread_mutex_lock(&s->mu);
-    if (s->closed || s->outbytes + len > SIO_QUEUE_MAX_BYTES) {
+    if (s->closed || s->outbytes + o->len > SIO_QUEUE_MAX_BYTES) {
         bool closed = s->closed;
         pthread_mutex_unlock(&s->mu);
-        free(text);
         return closed ? 0 : -1;
     }
     if (s->nout == s->capout) {
-        s->capout = s->capout ? s->capout * 2 : 8;
+        s->capout = s->capout ? s->capout * 2 : 4;
         s->outq = realloc(s->outq, s->capout * sizeof(*s->outq));
-        s->outlen = realloc(s->outlen, s->capout * sizeof(*s->outlen));
     }
-    s->outq[s->nout] = text;
-    s->outlen[s->nout++] = len;
-    s->outbytes += len;
+    s->outq[s->nout++] = out_ref(o);
+    s->outbytes += o->len;
     int io_worker = s->parked != NULL ? s->parked_worker : s->io == IO_WS ? s->io_worker : -1;
     pthread_mutex_unlock(&s->mu);
     wake_io(self, s, io_worker);
     return 0;
 }
 
+/* Queues one Engine.IO packet (takes ownership of the malloc'd text); as session_enqueue_out. */
+static int session_enqueue(http_worker_t *self, sio_session_t *s, char *text, size_t len)
+{
+    sio_out_t *o = out_new(text, len);
+    free(text);
+    int rc = session_enqueue_out(self, s, o);
+    out_unref(o);
+    return rc;
+}
+
 static int enqueue_copy(http_worker_t *self, sio_session_t *s, const char *text)
 {
-    return session_enqueue(self, s, strdup(text), strlen(text));
+    sio_out_t *o = out_new(text, strlen(text));
+    int rc = session_enqueue_out(self, s, o);
+    out_unref(o);
+    return rc;
+}
+
+/* Empties the queue's array after its packets were taken (under mu): an idle session keeps none. */
+static void outq_drained(sio_session_t *s)
+{
+    free(s->outq);
+    s->outq = NULL;
+    s->nout = s->capout = 0;
+    s->outbytes = 0;
 }
 
 /* ---------------------------------------------------------------- transports (io worker side) */
@@ -324,21 +394,16 @@ static void send_eio_error(http_request_t *hr, int code, const char *message)
     http_send_body(hr, 400, "application/json", body, (size_t)n);
 }
 
-static bool ws_in_callback(h2o_websocket_conn_t *ws);
-
 /* A WebSocket of this worker that was upgrading a session now closed: close it too. */
 static void close_stale_probe(http_worker_t *self, sio_session_t *s)
 {
     pthread_mutex_lock(&s->mu);
-    h2o_websocket_conn_t *probe = s->closed && s->probe_worker == self->index ? s->probe_ws : NULL;
+    ws_conn_t *probe = s->closed && s->probe_worker == self->index ? s->probe_ws : NULL;
     if (probe != NULL)
         s->probe_ws = NULL;
     pthread_mutex_unlock(&s->mu);
-    if (probe != NULL) {
-        wslay_event_queue_close(probe->ws_ctx, 1000, NULL, 0);
-        if (probe->sock != NULL)
-            h2o_websocket_proceed(probe);
-    }
+    if (probe != NULL)
+        ws_close(probe, 1000);
 }
 
 /* Drains the queue into the transport living on this worker. */
@@ -347,21 +412,20 @@ static void io_drain(http_worker_t *self, sio_session_t *s)
     close_stale_probe(self, s);
     pthread_mutex_lock(&s->mu);
     if (s->io == IO_WS && s->io_worker == self->index && s->ws != NULL) {
-        h2o_websocket_conn_t *ws = s->ws;
+        ws_conn_t *ws = s->ws;
         for (size_t i = 0; i < s->nout; i++) {
-            if (s->outq[i][0] == 'b') { /* an attachment: a binary frame */
-                echo_ws_binary_out(ws, s->outq[i] + 1, s->outlen[i] - 1);
-            } else {
-                struct wslay_event_msg msg = {WSLAY_TEXT_FRAME, (const uint8_t *)s->outq[i], s->outlen[i]};
-                wslay_event_queue_msg(ws->ws_ctx, &msg); /* wslay copies the message */
+            sio_out_t *o = s->outq[i];
+            if (out_text(o)[0] == 'b') { /* an attachment: a binary frame */
+                echo_ws_binary_out(ws, out_text(o) + 1, o->len - 1);
+                out_unref(o);
+            } else { /* the frame as it is, shared with the other sessions that got it; the queue's reference goes with it */
+                ws_send_frames(ws, o->bytes + WS_HEADER_MAX - o->hdr, o->hdr + o->len, out_release, o);
             }
-            free(s->outq[i]);
         }
-        s->nout = 0;
-        s->outbytes = 0;
+        outq_drained(s);
         bool closed = s->closed, going_away = s->going_away;
         pthread_mutex_unlock(&s->mu);
-        if (!closed && wslay_event_get_queued_msg_length(ws->ws_ctx) > SIO_QUEUE_MAX_BYTES) {
+        if (!closed && ws_queued_bytes(ws) > SIO_QUEUE_MAX_BYTES) {
             /* the peer does not read: cut it off instead of growing memory */
             closed = true;
             if (self->index == s->owner)
@@ -370,9 +434,7 @@ static void io_drain(http_worker_t *self, sio_session_t *s)
                 post(s->owner, MSG_CLOSE, s, "slow reader: send queue full", 28);
         }
         if (closed)
-            wslay_event_queue_close(ws->ws_ctx, going_away ? 1001 : 1000, NULL, 0);
-        if (ws->sock != NULL && !ws_in_callback(ws))
-            h2o_websocket_proceed(ws);
+            ws_close(ws, going_away ? 1001 : 1000);
         return;
     }
     /* a parked long-poll of this worker: answer it with the queue, a close, or a noop after upgrade */
@@ -387,19 +449,18 @@ static void io_drain(http_worker_t *self, sio_session_t *s)
     }
     size_t total = 0;
     for (size_t i = 0; i < s->nout; i++)
-        total += s->outlen[i] + 1;
+        total += s->outq[i]->len + 1;
     char *body = malloc(total + 2);
     size_t pos = 0;
     if (s->io == IO_POLL) {
         for (size_t i = 0; i < s->nout; i++) {
             if (i > 0)
                 body[pos++] = '\x1e';
-            memcpy(body + pos, s->outq[i], s->outlen[i]);
-            pos += s->outlen[i];
-            free(s->outq[i]);
+            memcpy(body + pos, out_text(s->outq[i]), s->outq[i]->len);
+            pos += s->outq[i]->len;
+            out_unref(s->outq[i]);
         }
-        s->nout = 0;
-        s->outbytes = 0;
+        outq_drained(s);
         if (pos == 0) {
             /* closed by us: "1"; closed by the client, or released for an upgrade: a noop */
             body[pos++] = s->closed && !s->client_closed ? '1' : '6';
@@ -432,36 +493,15 @@ static void on_parked_gone(http_request_t *hr)
 typedef struct {
     sio_session_t *s;
     http_worker_t *w;
-    bool in_callback; /* wslay is inside one of this connection's callbacks: do not re-enter it */
 } ws_ctx_t;
 
-static bool ws_in_callback(h2o_websocket_conn_t *ws)
+/* A message of a WebSocket of this worker, or its end (opcode 0). */
+static void on_ws_message(ws_conn_t *conn, int opcode, const uint8_t *msg, size_t len)
 {
-    return ((ws_ctx_t *)ws->data)->in_callback;
-}
-
-static void ws_message_inner(h2o_websocket_conn_t *conn, const struct wslay_event_on_msg_recv_arg *arg);
-
-/* wslay's message callback: marks the connection busy so that nothing re-enters wslay meanwhile
- * (the running h2o_websocket_proceed loop sends whatever the message queued). */
-static void on_ws_message(h2o_websocket_conn_t *conn, const struct wslay_event_on_msg_recv_arg *arg)
-{
-    if (arg == NULL) { /* closed: the inner handler frees the context */
-        ws_message_inner(conn, NULL);
-        return;
-    }
-    ws_ctx_t *ctx = conn->data;
-    ctx->in_callback = true;
-    ws_message_inner(conn, arg);
-    ctx->in_callback = false;
-}
-
-static void ws_message_inner(h2o_websocket_conn_t *conn, const struct wslay_event_on_msg_recv_arg *arg)
-{
-    ws_ctx_t *ctx = conn->data;
+    ws_ctx_t *ctx = ws_data(conn);
     sio_session_t *s = ctx->s;
     http_worker_t *w = ctx->w;
-    if (arg == NULL) {
+    if (opcode == 0) { /* the connection ended; conn is freed when we return */
         pthread_mutex_lock(&s->mu);
         bool was_transport = s->ws == conn;
         if (was_transport) {
@@ -471,7 +511,6 @@ static void ws_message_inner(h2o_websocket_conn_t *conn, const struct wslay_even
         if (s->probe_ws == conn)
             s->probe_ws = NULL;
         pthread_mutex_unlock(&s->mu);
-        h2o_websocket_close(conn);
         if (was_transport) {
             if (w->index == s->owner)
                 session_close(w, s, "transport closed", false);
@@ -482,22 +521,14 @@ static void ws_message_inner(h2o_websocket_conn_t *conn, const struct wslay_even
         session_unref(s); /* the WebSocket's reference */
         return;
     }
-    if (arg->opcode == WSLAY_BINARY_FRAME && s->echo != NULL) {
-        echo_ws_binary_in(w, s, arg->msg, arg->msg_length);
-        return;
-    }
-    if (arg->opcode == WSLAY_BINARY_FRAME) {
+    if (opcode == WS_OP_BINARY) {
         /* an attachment: handed on in its polling form, "b" + base64 */
-        echo_ws_binary_in(w, s, arg->msg, arg->msg_length);
+        echo_ws_binary_in(w, s, msg, len);
         return;
     }
-    if (arg->opcode != WSLAY_TEXT_FRAME)
-        return;
-    const char *text = (const char *)arg->msg;
-    size_t len = arg->msg_length;
+    const char *text = (const char *)msg;
     if (len == 6 && memcmp(text, "2probe", 6) == 0) {
-        struct wslay_event_msg msg = {WSLAY_TEXT_FRAME, (const uint8_t *)"3probe", 6};
-        wslay_event_queue_msg(conn->ws_ctx, &msg); /* sent by the running proceed loop */
+        ws_send(conn, WS_OP_TEXT, "3probe", 6);
         /* the client now pauses polling: it waits for its pending GET, which gets a noop */
         pthread_mutex_lock(&s->mu);
         s->upgrading = true;
@@ -526,10 +557,10 @@ static void ws_message_inner(h2o_websocket_conn_t *conn, const struct wslay_even
 }
 
 /* Upgrades hr to a WebSocket for s (new session or upgrade of a polling one); NULL when hr was no WebSocket handshake. */
-static h2o_websocket_conn_t *upgrade(http_request_t *hr, sio_session_t *s, bool as_transport)
+static ws_conn_t *upgrade(http_request_t *hr, sio_session_t *s, bool as_transport)
 {
     const char *key;
-    if (hr->req->version >= 0x200 || h2o_is_websocket_handshake(hr->req, &key) != 0 || key == NULL) {
+    if (!ws_is_handshake(hr->req, &key)) {
         send_eio_error(hr, 3, "Bad request");
         return NULL;
     }
@@ -538,9 +569,7 @@ static h2o_websocket_conn_t *upgrade(http_request_t *hr, sio_session_t *s, bool 
     ws_ctx_t *ctx = malloc(sizeof(*ctx));
     ctx->s = s;
     ctx->w = hr->worker;
-    ctx->in_callback = false;
-    h2o_websocket_conn_t *conn = h2o_upgrade_to_websocket(hr->req, key, ctx, on_ws_message);
-    wslay_event_config_set_max_recv_msg_length(conn->ws_ctx, SIO_MAX_PAYLOAD);
+    ws_conn_t *conn = ws_upgrade(hr->req, key, SIO_MAX_PAYLOAD, on_ws_message, ctx);
     if (as_transport) {
         pthread_mutex_lock(&s->mu);
         s->io = IO_WS;
@@ -611,11 +640,20 @@ static void binary_extract(json_t *v, char **att, int *natt)
     }
 }
 
-static int hub_send(hub_client_t *c, const char *event, size_t elen, const char *data, size_t dlen, uint64_t seq)
+static void out_free_enc(void *enc)
+{
+    out_unref(enc);
+}
+
+static int hub_send(hub_client_t *c, hub_event_t *ev)
 {
     sio_session_t *s = (sio_session_t *)c;
     http_worker_t *w = server_worker_at(s->owner);
-    size_t len;
+    const char *event = ev->event, *data = ev->data;
+    size_t elen = ev->event_len, dlen = ev->data_len, len;
+    uint64_t seq = ev->seq;
+    if (ev->enc[HUB_ENC_SIO] != NULL) /* encoded for an earlier member */
+        return session_enqueue_out(w, s, ev->enc[HUB_ENC_SIO]);
     if (memmem(data, dlen, "\"_tenantd_binary\"", 17) != NULL) {
         /* binary attachments: a BINARY_EVENT with placeholders, then the attachments as "b<base64>" */
         json_error_t jerr;
@@ -651,9 +689,15 @@ static int hub_send(hub_client_t *c, const char *event, size_t elen, const char 
         }
         return rc;
     }
-    /* the seq goes last as the recovery offset; socket.io-client keeps it and sends it back */
-    char *text = siop_encode_event_offset(event, elen, data, dlen, seq, &len);
-    return session_enqueue(w, s, text, len);
+    /* the seq goes last as the recovery offset; socket.io-client keeps it and sends it back. The
+     * packet (and its WebSocket frame) is the same for every member: encoded for the first one */
+    if (ev->enc[HUB_ENC_SIO] == NULL) {
+        char *text = siop_encode_event_offset(event, elen, data, dlen, seq, &len);
+        ev->enc[HUB_ENC_SIO] = out_new(text, len);
+        ev->enc_free[HUB_ENC_SIO] = out_free_enc;
+        free(text);
+    }
+    return session_enqueue_out(w, s, ev->enc[HUB_ENC_SIO]);
 }
 
 static void hub_kill(hub_client_t *c, const char *why)
@@ -786,7 +830,7 @@ static void recovery_save(http_worker_t *w, sio_session_t *s)
         return;
     json_t *rooms = json_array();
     for (size_t i = 0; i < s->hub.nrooms; i++)
-        json_array_append_new(rooms, json_string(s->hub.rooms[i]));
+        json_array_append_new(rooms, json_string(hub_client_room(&s->hub, i)));
     json_t *o = json_pack("{s:s, s:o}", "sub", s->hub.claims.sub, "rooms", rooms);
     char *text = json_dumps(o, JSON_COMPACT);
     json_decref(o);
@@ -917,7 +961,10 @@ static void handle_connect(http_worker_t *w, sio_session_t *s, siop_packet_t *p)
         connect_error(w, s, "authentication required: io(url, {auth: {token}})");
         return;
     }
-    token_status_t st = token_verify(guard_keys(), token, strlen(token), (int64_t)time(NULL), &s->hub.claims);
+    token_claims_t claims; /* the fixed-size form only while verifying; the session keeps a compact copy */
+    token_status_t st = token_verify(guard_keys(), token, strlen(token), (int64_t)time(NULL), &claims);
+    if (st == TOKEN_OK)
+        hub_claims_set(&s->hub.claims, &claims);
     if (st != TOKEN_OK) {
         char msg[96];
         snprintf(msg, sizeof(msg), "invalid token: %s", token_status_name(st));
@@ -1013,10 +1060,7 @@ static void on_joined(void *data)
 
 static bool in_room(const hub_client_t *c, const char *room)
 {
-    for (size_t i = 0; i < c->nrooms; i++)
-        if (strcmp(c->rooms[i], room) == 0)
-            return true;
-    return false;
+    return hub_client_in_room(c, room);
 }
 
 static void handle_event(http_worker_t *w, sio_session_t *s, siop_packet_t *p)
@@ -1133,12 +1177,15 @@ static void handle_event(http_worker_t *w, sio_session_t *s, siop_packet_t *p)
 
 static void binary_reset(sio_session_t *s)
 {
-    if (s->bin_data != NULL)
-        json_decref(s->bin_data);
-    s->bin_data = NULL;
-    for (int i = 0; i < s->bin_have; i++)
-        free(s->bin_att[i]);
-    s->bin_have = s->bin_needed = 0;
+    sio_binary_t *b = s->bin;
+    if (b == NULL)
+        return;
+    if (b->data != NULL)
+        json_decref(b->data);
+    for (int i = 0; i < b->have; i++)
+        free(b->att[i]);
+    free(b);
+    s->bin = NULL;
 }
 
 /* Replaces placeholders in v with the attachments; false when one names no attachment. */
@@ -1181,11 +1228,11 @@ static void binary_complete(http_worker_t *w, sio_session_t *s)
     memset(&p, 0, sizeof(p));
     p.type = SIOP_EVENT;
     strcpy(p.nsp, "/");
-    p.has_ack = s->bin_has_ack;
-    p.ack_id = s->bin_ack;
-    p.data = s->bin_data;
-    s->bin_data = NULL;
-    bool ok = binary_fill(p.data, s->bin_att, s->bin_have);
+    p.has_ack = s->bin->has_ack;
+    p.ack_id = s->bin->ack;
+    p.data = s->bin->data;
+    s->bin->data = NULL;
+    bool ok = binary_fill(p.data, s->bin->att, s->bin->have);
     binary_reset(s);
     if (!ok) {
         json_decref(p.data);
@@ -1198,26 +1245,29 @@ static void binary_complete(http_worker_t *w, sio_session_t *s)
 
 static void binary_begin(http_worker_t *w, sio_session_t *s, siop_packet_t *p)
 {
-    if (s->bin_data != NULL || p->attachments < 1 || p->attachments > SIO_MAX_ATTACHMENTS || strcmp(p->nsp, "/") != 0) {
+    if (s->bin != NULL || p->attachments < 1 || p->attachments > SIO_MAX_ATTACHMENTS || strcmp(p->nsp, "/") != 0) {
         session_close(w, s, "bad binary packet", false);
         return;
     }
-    s->bin_data = p->data;
+    if (p->data == NULL)
+        return; /* nothing to attach to: its attachments are refused below */
+    s->bin = calloc(1, sizeof(*s->bin));
+    s->bin->data = p->data;
     p->data = NULL;
-    s->bin_has_ack = p->has_ack;
-    s->bin_ack = p->ack_id;
-    s->bin_needed = p->attachments;
-    s->bin_have = 0;
+    s->bin->has_ack = p->has_ack;
+    s->bin->ack = p->ack_id;
+    s->bin->needed = p->attachments;
 }
 
 static void binary_attachment(http_worker_t *w, sio_session_t *s, const char *b64, size_t len)
 {
-    if (s->bin_data == NULL || s->bin_have >= s->bin_needed) {
+    sio_binary_t *b = s->bin;
+    if (b == NULL || b->data == NULL || b->have >= b->needed) {
         session_close(w, s, "an attachment nobody announced", false);
         return;
     }
-    s->bin_att[s->bin_have++] = strndup(b64, len);
-    if (s->bin_have == s->bin_needed)
+    b->att[b->have++] = strndup(b64, len);
+    if (b->have == b->needed)
         binary_complete(w, s);
 }
 
@@ -1361,6 +1411,7 @@ static sio_session_t *sio_session_new(http_request_t *hr)
     sodium_bin2base64(s->sid, sizeof(s->sid), raw, sizeof(raw), sodium_base64_VARIANT_URLSAFE_NO_PADDING);
     snprintf(s->hub.conn_id, sizeof(s->hub.conn_id), "%s", s->sid);
     s->hub.ops = &sio_hub_ops;
+    hub_claims_free(&s->hub.claims); /* empty strings until CONNECT */
     s->owner = w->index;
     s->io_worker = w->index;
     atomic_init(&s->refs, 1); /* the registry's */
@@ -1532,7 +1583,7 @@ void sio_handle(http_request_t *hr)
     }
     if (websocket) {
         /* one WebSocket per session: a second one (while upgrading or after) is accepted, then closed */
-        h2o_websocket_conn_t *conn = is_get ? upgrade(hr, s, false) : NULL;
+        ws_conn_t *conn = is_get ? upgrade(hr, s, false) : NULL;
         if (conn == NULL) {
             if (!hr->answered)
                 send_eio_error(hr, 3, "Bad request");
@@ -1545,7 +1596,7 @@ void sio_handle(http_request_t *hr)
             }
             pthread_mutex_unlock(&s->mu);
             if (taken)
-                wslay_event_queue_close(conn->ws_ctx, 1008, NULL, 0); /* written once the 101 is out */
+                ws_close(conn, 1008); /* written once the 101 is out */
         }
     } else if (is_get) {
         handle_poll_get(hr, s);
@@ -1847,13 +1898,12 @@ static bool echo_engine_packet(http_worker_t *w, sio_session_t *s, const char *p
 }
 
 /* Hook of io_drain: a queued "b<base64>" packet leaves a WebSocket as a binary frame. */
-static void echo_ws_binary_out(h2o_websocket_conn_t *ws, const char *b64, size_t len)
+static void echo_ws_binary_out(ws_conn_t *ws, const char *b64, size_t len)
 {
     size_t cap = len / 4 * 3 + 3, n = 0;
     uint8_t *bin = malloc(cap);
     if (sodium_base642bin(bin, cap, b64, len, NULL, &n, NULL, sodium_base64_VARIANT_ORIGINAL) == 0) {
-        struct wslay_event_msg msg = {WSLAY_BINARY_FRAME, bin, n};
-        wslay_event_queue_msg(ws->ws_ctx, &msg);
+        ws_send(ws, WS_OP_BINARY, bin, n);
     }
     free(bin);
 }

@@ -91,9 +91,12 @@ static char *format_event(const char *event, size_t elen, const char *data, size
     return out;
 }
 
-static int sse_send(hub_client_t *c, const char *event, size_t elen, const char *data, size_t dlen, uint64_t seq)
+static int sse_send(hub_client_t *c, hub_event_t *ev)
 {
     sse_client_t *s = (sse_client_t *)c;
+    const char *event = ev->event, *data = ev->data;
+    size_t elen = ev->event_len, dlen = ev->data_len;
+    uint64_t seq = ev->seq;
     if (s->finished)
         return 0;
     if (seq != 0 && seq <= s->last_seq && !s->replaying)
@@ -190,6 +193,7 @@ static void sse_dispose(http_request_t *hr)
     free(s->held);
     free(s->held_seq);
     rbac_grants_free(s->hub.grants);
+    hub_claims_free(&s->hub.claims);
     free(s);
 }
 
@@ -296,7 +300,7 @@ void sse_events(http_request_t *hr)
     const guard_principal_t *p = hr->principal;
     sse_client_t *s = calloc(1, sizeof(*s));
     s->hub.ops = &sse_ops;
-    s->hub.claims = p->claims;
+    hub_claims_set(&s->hub.claims, &p->claims);
     char id[33];
     reqid_generate(id);
     snprintf(s->hub.conn_id, sizeof(s->hub.conn_id), "sse-%s", id);
@@ -317,11 +321,13 @@ void sse_events(http_request_t *hr)
         if (!hr->answered)
             http_send_problem(hr, PROBLEM_INTERNAL, NULL);
         rbac_grants_free(s->hub.grants);
+        hub_claims_free(&s->hub.claims);
         free(s);
         return;
     }
     if (nrooms == 0) {
         rbac_grants_free(s->hub.grants);
+        hub_claims_free(&s->hub.claims);
         free(s);
         http_send_problem(hr, PROBLEM_BAD_REQUEST, "name the rooms to follow: ?rooms=a,b");
         return;

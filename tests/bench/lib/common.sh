@@ -99,6 +99,17 @@ bench_setup() {
     || die "cmake configure failed for $BUILD"
   cmake --build "$BUILD" -j"$(nproc)" --target "${targets[@]}" >"$WORK/build.log" 2>&1 \
     || { tail -30 "$WORK/build.log" >&2; die "build failed in $BUILD"; }
+  TENANTD_EXE=$BUILD/tenantd
+  if [[ -n ${BENCH_TENANTD_ALIAS:-} ]]; then
+    # started through a symlink of that name (in a folder whose path does not say "tenantd"), so
+    # that a `pkill tenantd` / `pkill -f tenantd` of another session on a shared machine misses it
+    [[ $BENCH_TENANTD_ALIAS =~ ^[A-Za-z0-9_-]+$ && $BENCH_TENANTD_ALIAS != *tenantd* ]] \
+      || die "BENCH_TENANTD_ALIAS must be a plain name without \"tenantd\" in it"
+    ALIAS_DIR=$(mktemp -d /tmp/bench-alias.XXXXXX)
+    CLEANUP_HOOKS+=("rm -rf '$ALIAS_DIR'")
+    ln -s "$BUILD/tenantd" "$ALIAS_DIR/$BENCH_TENANTD_ALIAS"
+    TENANTD_EXE=$ALIAS_DIR/$BENCH_TENANTD_ALIAS
+  fi
   LOAD_BEFORE=$(cut -d' ' -f1-3 /proc/loadavg)
 }
 
@@ -112,7 +123,8 @@ free_port() {
   die "no free port found"
 }
 
-# start_tenantd NAME [ENV=VALUE...]: build-bench/tenantd on a free port (TLS off), THREADS worker
+# start_tenantd NAME [ENV=VALUE...]: build-bench/tenantd (through $TENANTD_EXE, see bench_setup and
+# BENCH_TENANTD_ALIAS) on a free port (TLS off), THREADS worker
 # threads, TENANTD_LOG_LEVEL=warn (no access log), stdout to /dev/null; waits for /healthz.
 start_tenantd() {
   local name=$1
@@ -120,7 +132,7 @@ start_tenantd() {
   local port
   port=$(free_port)
   env TENANTD_LISTEN="127.0.0.1:$port" TENANTD_TLS_LISTEN= TENANTD_THREADS="$THREADS" TENANTD_LOG_LEVEL=warn "$@" \
-    timeout -s TERM 1800 "$BUILD/tenantd" >/dev/null 2>"$WORK/tenantd-$name.err" &
+    timeout -s TERM 1800 "$TENANTD_EXE" >/dev/null 2>"$WORK/tenantd-$name.err" &
   TD_PIDS[$name]=$!
   TD_PORTS[$name]=$port
   local i
@@ -133,8 +145,8 @@ start_tenantd() {
   die "tenantd $name did not answer /healthz within 10 s"
 }
 
-# tenantd_pid NAME: the pid of tenantd itself (the child of timeout(1)).
-tenantd_pid() { pgrep -P "${TD_PIDS[$1]}" -x tenantd | head -1; }
+# tenantd_pid NAME: the pid of tenantd itself (the only child of timeout(1)).
+tenantd_pid() { pgrep -P "${TD_PIDS[$1]}" | head -1; }
 
 # login EMAIL PASSWORD PORT [TENANT]: prints the access token (fixture accounts: correct passwords
 # only — 5 failures lock an account for 15 minutes).

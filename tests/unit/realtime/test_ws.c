@@ -1,0 +1,93 @@
+/*
+ * Unit tests of realtime/ws: the pure parts of the WebSocket layer — frame headers at the length
+ * boundaries of RFC 6455 (7-bit, 16-bit and 64-bit lengths) and the UTF-8 check text messages must
+ * pass (overlong forms, surrogates, code points over U+10FFFF and truncated sequences refused).
+ * The socket side is covered by tests/integration/realtime-ws.test.mjs.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <string.h>
+
+#include "realtime/ws.h"
+
+static void test_frame_header(void **state)
+{
+    (void)state;
+    uint8_t h[WS_HEADER_MAX];
+    assert_int_equal(ws_frame_header(h, WS_OP_TEXT, 0), 2);
+    assert_int_equal(h[0], 0x81);
+    assert_int_equal(h[1], 0);
+    assert_int_equal(ws_frame_header(h, WS_OP_BINARY, 125), 2);
+    assert_int_equal(h[0], 0x82);
+    assert_int_equal(h[1], 125);
+    assert_int_equal(ws_frame_header(h, WS_OP_TEXT, 126), 4);
+    assert_int_equal(h[1], 126);
+    assert_int_equal(h[2], 0);
+    assert_int_equal(h[3], 126);
+    assert_int_equal(ws_frame_header(h, WS_OP_TEXT, 65535), 4);
+    assert_int_equal(h[2], 0xff);
+    assert_int_equal(h[3], 0xff);
+    assert_int_equal(ws_frame_header(h, WS_OP_TEXT, 65536), 10);
+    assert_int_equal(h[1], 127);
+    static const uint8_t len65536[8] = {0, 0, 0, 0, 0, 1, 0, 0};
+    assert_memory_equal(h + 2, len65536, 8);
+    assert_int_equal(ws_frame_header(h, WS_OP_TEXT, 1000000), 10);
+    static const uint8_t len1m[8] = {0, 0, 0, 0, 0, 0x0f, 0x42, 0x40};
+    assert_memory_equal(h + 2, len1m, 8);
+}
+
+static bool valid(const char *s)
+{
+    return ws_utf8_valid((const uint8_t *)s, strlen(s));
+}
+
+static void test_utf8_valid(void **state)
+{
+    (void)state;
+    assert_true(ws_utf8_valid((const uint8_t *)"", 0));
+    assert_true(valid("plain ascii 42[\"x\"]"));
+    assert_true(valid("\xc3\xa9t\xc3\xa9"));         /* été */
+    assert_true(valid("\xe2\x82\xac"));              /* € */
+    assert_true(valid("\xf0\x9f\x98\x80"));          /* U+1F600 */
+    assert_true(valid("\xf4\x8f\xbf\xbf"));          /* U+10FFFF */
+    assert_true(valid("\xed\x9f\xbf"));              /* U+D7FF, just below the surrogates */
+    assert_true(ws_utf8_valid((const uint8_t *)"a\0b", 3)); /* U+0000 is valid UTF-8 */
+}
+
+static void test_utf8_invalid(void **state)
+{
+    (void)state;
+    const char *bad[] = {
+        "\xff",             /* never in UTF-8 */
+        "\x80",             /* a lone continuation byte */
+        "\xc3",             /* truncated at the end */
+        "\xe2\x82",         /* truncated at the end */
+        "\xc3(",            /* a bad continuation byte */
+        "\xc0\xaf",         /* overlong '/' */
+        "\xe0\x80\xaf",     /* overlong '/' in 3 bytes */
+        "\xf0\x80\x80\xaf", /* overlong '/' in 4 bytes */
+        "\xed\xa0\x80",     /* U+D800, a surrogate */
+        "\xed\xbf\xbf",     /* U+DFFF */
+        "\xf4\x90\x80\x80", /* U+110000 */
+        "\xf8\x88\x80\x80\x80", /* 5-byte forms */
+        "ok\xe2\x82",       /* truncated after valid text */
+    };
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        if (valid(bad[i]))
+            fail_msg("accepted bad UTF-8 #%zu", i);
+    }
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_frame_header),
+        cmocka_unit_test(test_utf8_valid),
+        cmocka_unit_test(test_utf8_invalid),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
