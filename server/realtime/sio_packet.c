@@ -79,7 +79,17 @@ int siop_parse(const char *s, size_t len, siop_packet_t *out)
             return -1;
         }
         break;
-    default:
+    case SIOP_DISCONNECT: /* no payload (Socket.IO's isPayloadValid) */
+        if (out->data != NULL) {
+            siop_free(out);
+            return -1;
+        }
+        break;
+    case SIOP_CONNECT_ERROR: /* a string or an object */
+        if (!json_is_string(out->data) && !json_is_object(out->data)) {
+            siop_free(out);
+            return -1;
+        }
         break;
     }
     return 0;

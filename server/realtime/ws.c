@@ -347,6 +347,40 @@ static bool on_frame(ws_conn_t *c, bool fin, int op, uint8_t *payload, size_t le
     }
 }
 
+int ws_parse_header(const uint8_t *p, size_t avail, ws_frame_t *f)
+{
+    if (avail < 2)
+        return 0;
+    f->fin = (p[0] & 0x80) != 0;
+    f->opcode = p[0] & 0x0f;
+    bool masked = (p[1] & 0x80) != 0;
+    uint64_t plen = p[1] & 0x7f;
+    size_t hl = 2;
+    if (plen == 126) {
+        if (avail < 4)
+            return 0;
+        plen = (uint64_t)p[2] << 8 | p[3];
+        hl = 4;
+    } else if (plen == 127) {
+        if (avail < 10)
+            return 0;
+        plen = 0;
+        for (int i = 0; i < 8; i++)
+            plen = plen << 8 | p[2 + i];
+        hl = 10;
+    }
+    if ((p[0] & 0x70) != 0 || !masked)
+        return -1;
+    if (f->opcode >= 8 && (!f->fin || plen > 125))
+        return -1;
+    if (avail < hl + 4)
+        return 0;
+    f->payload_len = plen;
+    f->mask = p + hl;
+    f->header_len = hl + 4;
+    return 1;
+}
+
 /* Parses and handles every complete frame in the socket's input buffer. */
 static void parse_input(ws_conn_t *c)
 {
@@ -354,39 +388,25 @@ static void parse_input(ws_conn_t *c)
     while (!c->close_received && (*in)->size >= 2) {
         uint8_t *p = (uint8_t *)(*in)->bytes;
         size_t avail = (*in)->size;
-        bool fin = (p[0] & 0x80) != 0, masked = (p[1] & 0x80) != 0;
-        int op = p[0] & 0x0f;
-        uint64_t plen = p[1] & 0x7f;
-        size_t hl = 2;
-        if (plen == 126) {
-            if (avail < 4)
-                break;
-            plen = (uint64_t)p[2] << 8 | p[3];
-            hl = 4;
-        } else if (plen == 127) {
-            if (avail < 10)
-                break;
-            plen = 0;
-            for (int i = 0; i < 8; i++)
-                plen = plen << 8 | p[2 + i];
-            hl = 10;
-        }
-        if ((p[0] & 0x70) != 0 || !masked) {
+        ws_frame_t f;
+        int parsed = ws_parse_header(p, avail, &f);
+        if (parsed < 0) {
             fail(c, 1002);
             break;
         }
-        if (op >= 8 && (!fin || plen > 125)) {
-            fail(c, 1002);
-            break;
-        }
+        if (parsed == 0)
+            break; /* the header is still on its way */
+        bool fin = f.fin;
+        int op = f.opcode;
+        uint64_t plen = f.payload_len;
+        size_t hl = f.header_len;
         if (op < 8 && plen > c->max_msg - (op == OP_CONT ? c->frag_len : 0)) {
             fail(c, 1009);
             break;
         }
-        hl += 4;
-        if (avail < hl || avail - hl < plen)
+        if (avail - hl < plen)
             break; /* the rest of the frame is still on its way */
-        const uint8_t *mask = p + hl - 4;
+        const uint8_t *mask = f.mask;
         uint8_t *payload = p + hl;
         for (size_t i = 0; i < plen; i++)
             payload[i] ^= mask[i & 3];

@@ -64,6 +64,20 @@ void ws_close(ws_conn_t *conn, uint16_t code);
 /* Bytes queued and not yet written. */
 size_t ws_queued_bytes(const ws_conn_t *conn);
 
+/* A client frame's header as ws_parse_header read it. */
+typedef struct {
+    bool fin;
+    int opcode;
+    uint64_t payload_len;
+    size_t header_len; /* including the 4-byte mask */
+    const uint8_t *mask;
+} ws_frame_t;
+
+/* Reads the frame header at p (avail bytes): 1 and *f when complete and valid for a client frame
+ * (masked, no RSV bits, control frames final and <= 125 bytes), 0 when more bytes are needed,
+ * -1 on a protocol error (close code 1002). The payload may still be incomplete. */
+int ws_parse_header(const uint8_t *p, size_t avail, ws_frame_t *f);
+
 /* True when text is valid UTF-8 (no overlong forms, surrogates or code points over U+10FFFF). */
 bool ws_utf8_valid(const uint8_t *text, size_t len);
 

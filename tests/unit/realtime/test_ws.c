@@ -1,6 +1,7 @@
 /*
  * Unit tests of realtime/ws: the pure parts of the WebSocket layer — frame headers at the length
- * boundaries of RFC 6455 (7-bit, 16-bit and 64-bit lengths) and the UTF-8 check text messages must
+ * boundaries of RFC 6455 (7-bit, 16-bit and 64-bit lengths), written and read back (client frames:
+ * incomplete headers, protocol errors), and the UTF-8 check text messages must
  * pass (overlong forms, surrogates, code points over U+10FFFF and truncated sequences refused).
  * The socket side is covered by tests/integration/realtime-ws.test.mjs.
  */
@@ -82,12 +83,65 @@ static void test_utf8_invalid(void **state)
     }
 }
 
+/* A masked client frame header for len bytes, as a browser writes it. */
+static size_t client_header(uint8_t *out, uint8_t first, size_t len)
+{
+    uint8_t h[WS_HEADER_MAX];
+    size_t n = ws_frame_header(h, WS_OP_TEXT, len);
+    memcpy(out, h, n);
+    out[0] = first;
+    out[1] |= 0x80;
+    memcpy(out + n, "\xaa\xbb\xcc\xdd", 4);
+    return n + 4;
+}
+
+static void test_parse_header(void **state)
+{
+    (void)state;
+    uint8_t b[32];
+    ws_frame_t f;
+    /* complete headers at the three length forms */
+    size_t sizes[] = {0, 125, 126, 65535, 65536, 1000000};
+    for (size_t i = 0; i < sizeof(sizes) / sizeof(sizes[0]); i++) {
+        size_t n = client_header(b, 0x81, sizes[i]);
+        assert_int_equal(ws_parse_header(b, n, &f), 1);
+        assert_true(f.fin);
+        assert_int_equal(f.opcode, WS_OP_TEXT);
+        assert_int_equal(f.payload_len, sizes[i]);
+        assert_int_equal(f.header_len, n);
+        assert_ptr_equal(f.mask, b + n - 4);
+        /* every shorter prefix asks for more */
+        for (size_t k = 0; k < n; k++)
+            assert_int_equal(ws_parse_header(b, k, &f), 0);
+    }
+    /* a non-final text frame, a continuation */
+    size_t n = client_header(b, 0x01, 3);
+    assert_int_equal(ws_parse_header(b, n, &f), 1);
+    assert_false(f.fin);
+    n = client_header(b, 0x80, 3);
+    assert_int_equal(ws_parse_header(b, n, &f), 1);
+    assert_int_equal(f.opcode, 0);
+    /* protocol errors: unmasked, RSV bits, fragmented or long control frames */
+    n = client_header(b, 0x81, 5);
+    b[1] &= 0x7f;
+    assert_int_equal(ws_parse_header(b, n, &f), -1);
+    n = client_header(b, 0xc1, 5); /* RSV1 (no extension was negotiated) */
+    assert_int_equal(ws_parse_header(b, n, &f), -1);
+    n = client_header(b, 0x09, 5); /* a ping that is not final */
+    assert_int_equal(ws_parse_header(b, n, &f), -1);
+    n = client_header(b, 0x89, 126); /* a ping of 126 bytes */
+    assert_int_equal(ws_parse_header(b, n, &f), -1);
+    n = client_header(b, 0x89, 125);
+    assert_int_equal(ws_parse_header(b, n, &f), 1);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_frame_header),
         cmocka_unit_test(test_utf8_valid),
         cmocka_unit_test(test_utf8_invalid),
+        cmocka_unit_test(test_parse_header),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
