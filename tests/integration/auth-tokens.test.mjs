@@ -104,7 +104,8 @@ describe('forged signatures and headers → 401', () => {
   test('unknown, missing or injected kid', async () => {
     const kids = ['unknown-kid', '', `${header.kid}x`, header.kid.toUpperCase(), '../../../../dev/null', '/dev/null',
       "' OR '1'='1", `${header.kid}\u0000`, 'a'.repeat(4000), 0, null, [header.kid], { kid: header.kid }];
-    for (const kid of kids) {
+    // (a kid of digits only is its own upper case: that variant would be the real kid, not a wrong one)
+    for (const kid of kids.filter((k) => k !== header.kid)) {
       // correctly signed with the real key: only the kid is wrong
       await assertRefused(jwt({ ...header, kid }, claims, sign), `kid ${JSON.stringify(kid).slice(0, 40)}`);
     }
