@@ -74,7 +74,14 @@ describe('SIGTERM', () => {
     const failed = inFlight.filter((r) => r.status !== 200);
     assert.deepEqual(failed.map((r) => r.error ?? r.status), [],
       `requests sent before SIGTERM all complete with 200 (${summarize(inFlight)})`);
-    const badLater = later.filter((r) => r.status !== 200 && r.error !== 'ECONNREFUSED');
+    // A new connection whose handshake the kernel completes in the instant between a worker's last
+    // accept() and close() of its listener is reset by the kernel, not refused (Linux cannot stop a
+    // listening socket without dropping its queue). That is a refusal the client sees as ECONNRESET on
+    // a fresh connection; tolerated here, but only as a rare event — never on a reused connection and
+    // never more than twice in a run (a server that dropped new connections would exceed that).
+    const raced = later.filter((r) => r.error === 'ECONNRESET' && !r.reusedSocket);
+    assert.ok(raced.length <= 2, `at most a couple of connections raced the listener's close (${summarize(later)})`);
+    const badLater = later.filter((r) => r.status !== 200 && r.error !== 'ECONNREFUSED' && !raced.includes(r));
     assert.deepEqual(badLater.map((r) => `${r.error ?? r.status}${r.reusedSocket ? ' (reused connection)' : ''}`), [],
       `after SIGTERM: 200 or ECONNREFUSED only (${summarize(later)})`);
   });
