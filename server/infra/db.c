@@ -13,7 +13,8 @@
  * Read batches: jobs submitted with db_submit_read (read-only, their first step sets every
  * session setting they depend on) that go to one connection in one dispatch pass share a single
  * sync — one write and one implicit transaction for up to DB_READ_BATCH_MAX of them, since libpq
- * 15 flushes at every PQpipelineSync. A member ends at its last command's results; a member whose
+ * 15 flushes at every PQpipelineSync; a member whose first step is the one the batch last ran (the
+ * same tenant's settings) skips it. A member ends at its last command's results; a member whose
  * commands were only PGRES_PIPELINE_ABORTED (an earlier member failed) never ran and is sent
  * again, alone. Other jobs always get their own sync: they never run in a batch's transaction.
  * A job has one deadline from submission; past it the job fails with DB_TIMEOUT and, if it was
@@ -113,6 +114,7 @@ struct db_conn {
     int index;
     db_job_t *batch_tail; /* the last read job sent in this pass whose sync is not sent yet */
     int batch_len;
+    db_job_t *batch_ctx;  /* the open batch's last read job that sent its first (settings) step */
 };
 
 struct db_pool {
@@ -252,6 +254,7 @@ static void conn_drop(db_conn_t *conn, const char *why)
     conn_close_socket(conn);
     conn->batch_tail = NULL;
     conn->batch_len = 0;
+    conn->batch_ctx = NULL;
     if (conn->pg != NULL) {
         PQfinish(conn->pg);
         conn->pg = NULL;
@@ -550,6 +553,7 @@ static int conn_close_batch(db_conn_t *conn)
         metrics_count(METRICS_COUNTER_DB_READ_SHARED);
     conn->batch_tail = NULL;
     conn->batch_len = 0;
+    conn->batch_ctx = NULL;
     if (tail == NULL)
         return 0;
     if (PQpipelineSync(conn->pg) != 1)
@@ -559,12 +563,30 @@ static int conn_close_batch(db_conn_t *conn)
     return 0;
 }
 
+/* True when a's first step is the same registered statement with the same parameters as b's. */
+static bool same_first_step(const db_job_t *a, const db_job_t *b)
+{
+    if (a->stmts[0] == NULL || a->stmts[0] != b->stmts[0] || a->nparams[0] != b->nparams[0])
+        return false;
+    for (int p = 0; p < a->nparams[0]; p++) {
+        const char *x = a->params[0][p], *y = b->params[0][p];
+        if ((x == NULL) != (y == NULL) || (x != NULL && strcmp(x, y) != 0))
+            return false;
+    }
+    return true;
+}
+
 /* Sends one job's commands on conn, closed by its own sync unless it is a read job joining the
  * connection's open batch; returns -1 when libpq refused (the connection is then dropped). */
 static int conn_send_job(db_conn_t *conn, db_job_t *job)
 {
     job->ncmds = 0;
-    for (int i = 0; i < job->nsteps; i++) {
+    /* a read whose settings step is the one the open batch last ran (same tenant) skips it: the
+     * settings are in effect in this transaction already */
+    int first = job->shareable && job->nsteps > 1 && conn->batch_ctx != NULL && same_first_step(job, conn->batch_ctx) ? 1 : 0;
+    if (job->shareable && first == 0)
+        conn->batch_ctx = job;
+    for (int i = first; i < job->nsteps; i++) {
         const db_stmt_t *stmt = job->stmts[i];
         if (stmt == NULL) {
             /* ad-hoc SQL: prepared once per connection when its slot is free or already holds it */

@@ -102,6 +102,8 @@ db_job_t *db_submit(db_pool_t *pool, const db_step_t *steps, int nsteps, db_call
  * (e.g. set_config of role and search_path, local to the transaction). It may share one sync —
  * one implicit transaction, one write — with other such jobs sent in the same dispatch pass; if
  * another job of that batch fails first, it is sent again alone (same callback, same deadline).
+ * When the batch's previous read ran the identical first step (same statement and parameters),
+ * that step is not sent again and its result is NULL: read only the results of the later steps.
  * Never for writes, nor for steps that rely on defaults a batch neighbour may have changed.
  */
 db_job_t *db_submit_read(db_pool_t *pool, const db_step_t *steps, int nsteps, db_callback_t cb, void *data, db_status_t *status);
