@@ -69,12 +69,14 @@ describe('API keys', () => {
       'extended secret': `${k.key}A`,
       'no secret': k.key.slice(0, k.key.length - secret.length),
       'unknown prefix': `tdk_00000000_${secret}`,
+      // (a prefix of digits only is its own upper case: then this variant is skipped below)
       'upper-case prefix': k.key.replace(k.prefix, k.prefix.toUpperCase()),
       'tdk_ alone': 'tdk_',
       'garbage': 'tdk_zzzzzzzz_zzzz',
       'very long': `${k.key}${'A'.repeat(5000)}`,
     };
     for (const [what, key] of Object.entries(forged)) {
+      if (key === k.key) continue;
       assert401(await asKey(tdA, key, 'GET', '/rest/v1/orders?limit=1'), what);
     }
     // the real one still works
