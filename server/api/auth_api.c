@@ -874,6 +874,7 @@ static void on_logged_out(void *data, redisReply *reply, const char *err)
         http_send_problem_retry(hr, PROBLEM_UNAVAILABLE, "the session store is unavailable", 1);
         return;
     }
+    guard_revoke_session_local(hr->principal->claims.sid); /* the other workers here, before pub/sub reaches them */
     if (hr->principal->via_cookie) {
         set_cookie(hr, "__Host-access", "", 0, true);
         set_cookie(hr, "__Host-refresh", "", 0, true);

@@ -14,6 +14,7 @@
  */
 #include "http/guard.h"
 
+#include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -41,6 +42,15 @@ static token_keyset_t *guard_keyset;
 static _Atomic(rbac_policy_t *) guard_current_policy;
 static _Atomic(colpol_t *) guard_current_columns;
 static atomic_uint guard_policy_generation;
+
+/* Sessions revoked by a request of this process (logout): the revoking worker answers only after
+ * putting the id here, and every worker drops it from its token cache before its next check, so
+ * the token stops working at once on this instance — pub/sub (SESSION_REVOCATION_CHANNEL) reaches
+ * the other instances, and would reach this one's other workers only a moment later. */
+#define GUARD_LOCAL_REVOKED 64
+static pthread_mutex_t local_revoked_mu = PTHREAD_MUTEX_INITIALIZER;
+static char local_revoked[GUARD_LOCAL_REVOKED][64];
+static atomic_uint local_revoked_gen;
 static const config_t *guard_cfg;
 
 static db_stmt_t tenant_stmt = {"guard_tenant",
@@ -92,6 +102,7 @@ typedef struct guard_state {
     token_entry_t tokens[GUARD_TOKEN_SLOTS];
     tenant_entry_t tenants[GUARD_TENANT_SLOTS];
     unsigned policy_generation;
+    unsigned revoked_seen; /* local_revoked_gen when this worker last caught up */
 } guard_state_t;
 
 /* ---------------------------------------------------------------- helpers */
@@ -303,6 +314,7 @@ void guard_worker_start(http_worker_t *w)
     if (w->guard == NULL)
         abort();
     w->guard->policy_generation = atomic_load(&guard_policy_generation);
+    w->guard->revoked_seen = atomic_load(&local_revoked_gen);
     redis_client_on_message(w->redis_sub, on_pubsub_message, w);
     redis_client_on_state(w->redis_sub, on_subscriber_state, w);
     redis_subscribe(w->redis_sub, SESSION_REVOCATION_CHANNEL);
@@ -702,6 +714,35 @@ static bool method_is_safe(h2o_req_t *req)
            h2o_memis(req->method.base, req->method.len, H2O_STRLIT("OPTIONS"));
 }
 
+void guard_revoke_session_local(const char *sid)
+{
+    pthread_mutex_lock(&local_revoked_mu);
+    unsigned gen = atomic_load(&local_revoked_gen);
+    copy_str(local_revoked[gen % GUARD_LOCAL_REVOKED], sizeof(local_revoked[0]), sid);
+    atomic_store(&local_revoked_gen, gen + 1);
+    pthread_mutex_unlock(&local_revoked_mu);
+}
+
+/* Drops from w's token cache the sessions revoked in this process since it last looked. */
+static void catch_up_local_revocations(http_worker_t *w)
+{
+    guard_state_t *g = w->guard;
+    if (atomic_load(&local_revoked_gen) == g->revoked_seen)
+        return;
+    pthread_mutex_lock(&local_revoked_mu);
+    unsigned gen = atomic_load(&local_revoked_gen);
+    if (gen - g->revoked_seen > GUARD_LOCAL_REVOKED) {
+        guard_worker_flush(w); /* fell too far behind the ring: forget everything */
+    } else {
+        for (unsigned i = g->revoked_seen; i != gen; i++) {
+            const char *sid = local_revoked[i % GUARD_LOCAL_REVOKED];
+            evict_sid(g, sid, strlen(sid));
+        }
+    }
+    g->revoked_seen = gen;
+    pthread_mutex_unlock(&local_revoked_mu);
+}
+
 void guard_check(http_request_t *hr, const router_route_t *route, router_handler_t next)
 {
     if (strcmp(route->permission, ROUTER_PUBLIC) == 0) {
@@ -714,6 +755,7 @@ void guard_check(http_request_t *hr, const router_route_t *route, router_handler
         guard_worker_flush(w);
         g->policy_generation = atomic_load(&guard_policy_generation);
     }
+    catch_up_local_revocations(w);
 
     h2o_iovec_t cred = {NULL, 0};
     bool via_cookie = false;

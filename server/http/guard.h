@@ -66,6 +66,10 @@ void guard_worker_stop(http_worker_t *w);
 /* Drops this worker's caches (after a policy reload). */
 void guard_worker_flush(http_worker_t *w);
 
+/* Makes every worker of this process drop session sid from its token cache before its next check
+ * (call once the revocation is stored, before answering): "at once" on this instance. */
+void guard_revoke_session_local(const char *sid);
+
 /* The server's guard hook (see server_app_t.guard). */
 void guard_check(http_request_t *hr, const router_route_t *route, router_handler_t next);
 
