@@ -439,14 +439,20 @@ static bool covers_roles_json(http_request_t *hr, const char *roles_json)
 
 /* ---------------------------------------------------------------- members */
 
-void admin_members_list(http_request_t *hr)
+/* Answers one page (limit/offset of the query) of a tenant-scoped list statement ($1 tenant, $2 limit, $3 offset). */
+static void list_page(http_request_t *hr, const db_stmt_t *stmt)
 {
     admin_call_t *c = call_new(hr);
     char limit[16], offset[16];
     list_window(hr, limit, offset);
     c->ok_status = 200;
     const char *params[3] = {hr->principal->claims.tid, limit, offset};
-    call_run1(c, &members_list_stmt, params, relay_json);
+    call_run1(c, stmt, params, relay_json);
+}
+
+void admin_members_list(http_request_t *hr)
+{
+    list_page(hr, &members_list_stmt);
 }
 
 static void member_after_update(admin_call_t *c, const db_result_t *res)
@@ -592,12 +598,7 @@ void admin_invitation_create(http_request_t *hr)
 
 void admin_invitations_list(http_request_t *hr)
 {
-    admin_call_t *c = call_new(hr);
-    char limit[16], offset[16];
-    list_window(hr, limit, offset);
-    c->ok_status = 200;
-    const char *params[3] = {hr->principal->claims.tid, limit, offset};
-    call_run1(c, &invitations_list_stmt, params, relay_json);
+    list_page(hr, &invitations_list_stmt);
 }
 
 static void after_revoke(admin_call_t *c, const db_result_t *res)

@@ -11,7 +11,8 @@
  * set_config(…, true), step 2 is the statement; both sit before one Sync, i.e. in one implicit
  * transaction, so nothing tenant-specific survives on the pooled connection (and db.c drops a
  * connection that is left inside a transaction). Reads may share that Sync with other reads of
- * the same dispatch pass (db_submit_read): each sets its own role and search_path first. The guard has already checked
+ * the same dispatch pass (db_submit_read): each sets its own role and search_path first, unless
+ * the batch's previous read set the same. The guard has already checked
  * `{table}:read|create|update|delete`; an `own` grant adds `owner_id = caller` to reads and
  * writes, and inserts always get owner_id from the server. After a write commits, each changed
  * row is published as a change event (Redis: per-tenant sequence, pub/sub channel and a capped

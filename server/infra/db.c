@@ -425,7 +425,7 @@ static void job_requeue(db_job_t *job)
 /* A job's last expected result is in: finish it, or send again a batch member that never ran. */
 static void job_done(db_job_t *job)
 {
-    if (job->shareable && job->saw_abort && !job->saw_error) {
+    if (job->shareable && job->saw_abort && !job->saw_error && job->cb != NULL) { /* a cancelled one just ends */
         job_requeue(job);
         return;
     }

@@ -6,8 +6,9 @@
  * closed by one pipeline sync (one implicit transaction), so set_config + query cost one round
  * trip. Jobs submitted in one loop turn are dispatched together at the end of the turn; libpq 15
  * flushes at every PQpipelineSync, so each job is one write — except read jobs (db_submit_read),
- * which share one sync, and so one transaction and one write, per connection and pass. Statements are registered once
- * (db_stmt_t, static storage) and prepared lazily on each connection at first use.
+ * which share one sync, and so one transaction and one write, per connection and pass.
+ * Statements are registered once (db_stmt_t, static storage) and prepared lazily on each
+ * connection at first use.
  *
  * Guarantees: the callback of an accepted job is called exactly once (ok, SQL error, timeout or
  * unavailable) unless the caller cancels it first; if db_submit fails, the callback is never
@@ -107,6 +108,7 @@ db_job_t *db_submit(db_pool_t *pool, const db_step_t *steps, int nsteps, db_call
  * Never for writes, nor for steps that rely on defaults a batch neighbour may have changed.
  */
 db_job_t *db_submit_read(db_pool_t *pool, const db_step_t *steps, int nsteps, db_callback_t cb, void *data, db_status_t *status);
+
 /* Shorthand for a one-step job. */
 db_job_t *db_query(db_pool_t *pool, const db_stmt_t *stmt, const char *const *params, db_callback_t cb, void *data,
                    db_status_t *status);
