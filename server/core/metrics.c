@@ -172,6 +172,12 @@ char *metrics_render(size_t *len)
                    "# TYPE tenantd_db_read_batching_total counter\n"
                    "tenantd_db_read_batching_total{event=\"shared\"} %lu\ntenantd_db_read_batching_total{event=\"resent\"} %lu\n",
               atomic_load(&counters[METRICS_COUNTER_DB_READ_SHARED]), atomic_load(&counters[METRICS_COUNTER_DB_READ_RESENT]));
+    tb_printf(&tb, "# HELP tenantd_rest_read_cache_total Data API reads by read-cache outcome (first: a query's first sighting, sent to Postgres without asking or filling the cache).\n"
+                   "# TYPE tenantd_rest_read_cache_total counter\n"
+                   "tenantd_rest_read_cache_total{result=\"hit\"} %lu\ntenantd_rest_read_cache_total{result=\"miss\"} %lu\n"
+                   "tenantd_rest_read_cache_total{result=\"first\"} %lu\n",
+              atomic_load(&counters[METRICS_COUNTER_REST_CACHE_HIT]), atomic_load(&counters[METRICS_COUNTER_REST_CACHE_MISS]),
+              atomic_load(&counters[METRICS_COUNTER_REST_CACHE_FIRST]));
     long redis_up = metrics_gauge_get(METRICS_GAUGE_REDIS_UP), redis_down = metrics_gauge_get(METRICS_GAUGE_REDIS_DOWN);
     tb_printf(&tb, "# HELP tenantd_redis_connections Redis connections by state.\n# TYPE tenantd_redis_connections gauge\n"
                    "tenantd_redis_connections{state=\"up\"} %ld\ntenantd_redis_connections{state=\"down\"} %ld\n",

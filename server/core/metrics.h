@@ -32,6 +32,9 @@ typedef enum {
     METRICS_COUNTER_DB_REJECTED, /* queries refused because the wait queue was full or the pool down */
     METRICS_COUNTER_DB_READ_SHARED, /* read jobs sent sharing one sync with other reads (db_submit_read) */
     METRICS_COUNTER_DB_READ_RESENT, /* read jobs sent again alone because another job of their batch failed */
+    METRICS_COUNTER_REST_CACHE_HIT,      /* data API reads answered from the Redis read cache */
+    METRICS_COUNTER_REST_CACHE_MISS,     /* reads looked up in the cache and not found (then stored) */
+    METRICS_COUNTER_REST_CACHE_FIRST,    /* first sightings of a query: not looked up, not stored */
     METRICS_COUNTER_REDIS_OK,
     METRICS_COUNTER_REDIS_ERROR,
     METRICS_COUNTER_REDIS_TIMEOUT,

@@ -636,15 +636,28 @@ static int conn_send_job(db_conn_t *conn, db_job_t *job)
     return 0;
 }
 
+/* The connection for job, or NULL when it must wait. A read joins a batch already open in this
+ * pass (one write instead of two), else takes an idle connection, else waits: while every
+ * connection is busy, reads gather in the queue and leave together, as one batch, when one
+ * answers — under load batches grow instead of the pipelines filling with small ones (each batch
+ * costs Postgres a transaction and both sides a write and a wake-up). Other jobs take the
+ * connection with the fewest jobs in flight. */
 static db_conn_t *pool_pick_conn(db_pool_t *pool, const db_job_t *job)
 {
     db_conn_t *best = NULL;
-    if (job->shareable) /* join a batch already open in this pass: one write instead of two */
+    if (job->shareable) {
         for (int i = 0; i < pool->opts.connections; i++) {
             db_conn_t *c = &pool->conns[i];
             if (c->state == CONN_READY && c->batch_tail != NULL && c->ninflight < DB_PIPELINE_DEPTH)
                 return c;
         }
+        for (int i = 0; i < pool->opts.connections; i++) {
+            db_conn_t *c = &pool->conns[i];
+            if (c->state == CONN_READY && c->ninflight == 0)
+                return c;
+        }
+        return NULL;
+    }
     for (int i = 0; i < pool->opts.connections; i++) {
         db_conn_t *c = &pool->conns[i];
         if (c->state == CONN_READY && c->ninflight < DB_PIPELINE_DEPTH && (best == NULL || c->ninflight < best->ninflight))
@@ -657,13 +670,20 @@ static void on_dispatch(h2o_timeout_entry_t *entry)
 {
     db_pool_t *pool = H2O_STRUCT_FROM_MEMBER(db_pool_t, dispatch_entry, entry);
     bool touched[64] = {false};
-    while (!h2o_linklist_is_empty(&pool->queue)) {
-        db_job_t *job = H2O_STRUCT_FROM_MEMBER(db_job_t, link, pool->queue.next);
+    h2o_linklist_t *next = pool->queue.next;
+    while (next != &pool->queue) {
+        db_job_t *job = H2O_STRUCT_FROM_MEMBER(db_job_t, link, next);
         db_conn_t *conn = pool_pick_conn(pool, job);
-        if (conn == NULL)
-            break;
+        if (conn == NULL) {
+            if (!job->shareable)
+                break; /* no connection at all: nothing behind it can go either */
+            next = next->next; /* a read waits for an idle connection; other jobs may still go */
+            continue;
+        }
+        next = next->next;
         if (!job->shareable && conn_close_batch(conn) != 0) { /* never inside a read batch's transaction */
             conn_drop(conn, PQerrorMessage(conn->pg));
+            next = pool->queue.next; /* dropping may requeue or end jobs: start over */
             continue;
         }
         h2o_linklist_unlink(&job->link);
@@ -675,6 +695,7 @@ static void on_dispatch(h2o_timeout_entry_t *entry)
         metrics_gauge_add(METRICS_GAUGE_DB_INFLIGHT, 1);
         if (conn_send_job(conn, job) != 0) {
             conn_drop(conn, PQerrorMessage(conn->pg));
+            next = pool->queue.next;
             continue;
         }
         if (conn->index < 64)

@@ -6,13 +6,15 @@
 // and DELETE. The same query by two tenants never answers with the other's rows or a 304 for the
 // other's ETag, on either instance; a viewer reads what an admin reads. In a fresh tenant, an API
 // key whose custom role reads only its own rows (orders:read:own) never gets the owner's cached
-// answer, nor the owner its, whichever asks first. Rows carry a per-run marker and are removed at the
-// end; the fresh tenant is dropped.
+// answer, nor the owner its, whichever asks first. A query is admitted to the cache on its second
+// sighting (its first read goes to Postgres only: /metrics tenantd_rest_read_cache_total counts
+// first, miss and hit), so the isolation tests read each query twice before another caller asks.
+// Rows carry a per-run marker and are removed at the end; the fresh tenant is dropped.
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
 import { after, before, test } from 'node:test';
 
-import { startTenantd } from '../lib/harness.mjs';
+import { findSample, parsePrometheus, request, startTenantd } from '../lib/harness.mjs';
 import { FIXTURE, call, freshAccount, login, uniq } from '../lib/auth.mjs';
 
 const RUN = `cache-${uniq()}`;
@@ -25,6 +27,25 @@ const tok = {};
 let fresh; // the tenant signed up by the role test
 
 const rest = (td, method, path, who, body, headers = {}) => call(td, method, `/rest/v1/${path}`, body, { token: tok[who], headers });
+
+async function cacheCounts(td) {
+  const res = await request(`${td.url}/metrics`);
+  assert.equal(res.status, 200);
+  const { samples } = parsePrometheus(res.body);
+  const value = (result) => {
+    const found = findSample(samples, 'tenantd_rest_read_cache_total', { result });
+    assert.equal(found.length, 1, `one tenantd_rest_read_cache_total{result="${result}"} series`);
+    return found[0].value;
+  };
+  return { first: value('first'), miss: value('miss'), hit: value('hit') };
+}
+
+// Reads a query twice on td (the second read admits it and stores the answer); returns the second.
+async function warm(td, path, who, headers = {}) {
+  const a = await rest(td, 'GET', path, who, undefined, headers);
+  assert.ok([200, 304].includes(a.status), a.body);
+  return rest(td, 'GET', path, who, undefined, headers);
+}
 
 before(async () => {
   [one, two] = await Promise.all([startTenantd(), startTenantd()]);
@@ -47,12 +68,43 @@ after(async () => {
   }
 });
 
+test('a query is cached from its second read: first goes to Postgres, second stores, third hits', async () => {
+  const ins = await rest(one, 'POST', 'orders', 'admin', { title: `admit-${RUN}`, position: 7 }, REP);
+  assert.equal(ins.status, 201, ins.body);
+  const q = `orders?title=eq.${encodeURIComponent(`admit-${RUN}`)}&select=id,position`; // outside Q's rows
+  const reads = [];
+  const deltas = [];
+  for (let i = 0; i < 3; i++) {
+    const before = await cacheCounts(two);
+    reads.push(await rest(two, 'GET', q, 'admin'));
+    const now = await cacheCounts(two);
+    deltas.push({ first: now.first - before.first, miss: now.miss - before.miss, hit: now.hit - before.hit });
+  }
+  assert.deepEqual(deltas, [{ first: 1, miss: 0, hit: 0 }, { first: 0, miss: 1, hit: 0 }, { first: 0, miss: 0, hit: 1 }]);
+  for (const r of reads) {
+    assert.equal(r.status, 200, r.body);
+    assert.deepEqual(r.json, [{ id: ins.json[0].id, position: 7 }]);
+    assert.equal(r.headers.etag, reads[0].headers.etag, 'the same ETag from Postgres and from the cache');
+    assert.equal(r.headers['content-range'], '0-0/*');
+  }
+  // a write makes the stored entry stale: the next read misses (not a first sighting) and sees it
+  const patched = await rest(one, 'PATCH', `orders?id=eq.${ins.json[0].id}`, 'admin', { position: 8 });
+  assert.ok([200, 204].includes(patched.status), patched.body);
+  const before = await cacheCounts(two);
+  const after4 = await rest(two, 'GET', q, 'admin');
+  const now = await cacheCounts(two);
+  assert.deepEqual(after4.json, [{ id: ins.json[0].id, position: 8 }]);
+  assert.equal(now.miss - before.miss, 1, 'a stale entry is a miss');
+  assert.equal(now.hit - before.hit, 0);
+  assert.equal((await rest(one, 'DELETE', `orders?id=eq.${ins.json[0].id}`, 'admin')).status, 204);
+});
+
 test('a write on one instance is visible to the next read on the other', async () => {
   const ins = await rest(one, 'POST', 'orders', 'admin', { title: `${RUN}-a`, position: 1 }, REP);
   assert.equal(ins.status, 201, ins.body);
   const id = ins.json[0].id;
 
-  let read = await rest(two, 'GET', Q, 'admin');
+  let read = await warm(two, Q, 'admin'); // stored in the cache: the writes below must still show
   assert.equal(read.status, 200);
   assert.deepEqual(read.json.map((r) => r.id), [id]);
   let etag = read.headers.etag;
@@ -99,7 +151,7 @@ test('the same query by another tenant or another role never gets foreign rows o
   const g = await rest(one, 'POST', 'orders', 'globex', { title: `${RUN}-globex`, position: 1 }, REP);
   assert.equal(g.status, 201, g.body);
   for (const td of [one, two, one]) {
-    const acme = await rest(td, 'GET', Q, 'admin');
+    const acme = await warm(td, Q, 'admin'); // acme's answer is in the cache before globex asks
     const globex = await rest(td, 'GET', Q, 'globex', undefined, { 'if-none-match': acme.headers.etag });
     assert.equal(globex.status, 200);
     assert.ok(globex.json.every((r) => r.title === `${RUN}-globex`), JSON.stringify(globex.json));
@@ -130,7 +182,8 @@ test('a role that reads only its own rows never shares cached answers with one t
       let prev = null; // the last 200: its ETag and the rows it held
       for (const who of order) {
         const want = who === 'own' ? [] : all;
-        const res = await rest(td, 'GET', q, who, undefined, prev ? { 'if-none-match': prev.etag } : {});
+        // each caller's answer is in the cache (second read) before the next caller asks
+        const res = await warm(td, q, who, prev ? { 'if-none-match': prev.etag } : {});
         const where = `${who} on instance ${td === one ? 1 : 2}: ${q}`;
         if (prev && prev.want !== want) assert.equal(res.status, 200, `${where}: no 304 for another role's ETag`);
         if (res.status === 304) continue; // the same representation as the previous caller's
