@@ -1,18 +1,21 @@
 #!/usr/bin/env bash
 # tests/bench/rest.sh — issue 5, item 8 (not part of ./dev test): an authenticated single-row read
-# GET /rest/v1/orders?id=eq.<id> (bearer JWT of viewer@acme.test: token check, tenant transaction,
-# policy, JSON) with wrk, against `pgbench -S -M prepared -c16 -j2` on a throwaway database and
-# against GET /healthz, all in the same run:
-#   - Postgres path: every request misses tenantd's Redis read cache (a filter title=neq.<unique>
-#     per request keeps the row and changes the statement's parameters), vs pgbench (target ≥ 0.5×);
+# GET /rest/v1/orders?id=eq.<id> (bearer JWT of a viewer: token check, tenant transaction, policy,
+# JSON) with wrk, against `pgbench -S -M prepared -c16 -j2` on a throwaway database and against
+# GET /healthz, all in the same run. The table read is the benchmark tenant's (bench-load) orders,
+# filled to BENCH_SCALE × 100,000 rows like pgbench_accounts; the fixture tenant acme's small orders
+# table (about a hundred rows, which Postgres reads by a sequential scan) is measured too.
+#   - uncached: every request adds a filter title=neq.<unique> (the row stays, the statement's
+#     parameters change), so each is a query's first sighting: straight to Postgres, the Redis read
+#     cache neither asked nor filled (server/api/rest_api.c, "Admission"); vs pgbench (target ≥ 0.5×);
 #   - cached read: the same URL again and again (served from the Redis read cache), vs /healthz;
 #   - 304: the same with If-None-Match: <its ETag>, vs /healthz (target ≥ 0.5×).
 # Prints a markdown table on stdout; progress on stderr. See tests/bench/README.md.
 #
-#   tests/bench/rest.sh                   # 10 s per measurement, about 2 minutes
+#   tests/bench/rest.sh                   # 10 s per measurement, about 2.5 minutes
 #   BENCH_SECONDS=5 tests/bench/rest.sh
 #
-# Knobs: BENCH_SECONDS (10), BENCH_THREADS (tenantd worker threads, nproc), BENCH_SCALE (pgbench, 1).
+# Knobs: BENCH_SECONDS (10), BENCH_THREADS (tenantd worker threads, nproc), BENCH_SCALE (1).
 set -euo pipefail
 BENCH_NAME=rest
 source "$(dirname "${BASH_SOURCE[0]}")/lib/common.sh"
@@ -47,32 +50,68 @@ run_pgbench() {
 say "starting tenantd ($THREADS threads, log level warn, stdout to /dev/null)"
 start_tenantd main
 BASE=http://127.0.0.1:${TD_PORTS[main]}
-TOKEN=$(login viewer@acme.test acme-viewer-pass "${TD_PORTS[main]}")
-ID=$(curl -fsS --max-time 5 -H "authorization: Bearer $TOKEN" "$BASE/rest/v1/orders?select=id&order=id&limit=1" | jq -er '.[0].id') \
-  || die "no order visible to viewer@acme.test (fixtures seeded?)"
-URL="$BASE/rest/v1/orders?id=eq.$ID"
-ETAG=$(curl -fsS --max-time 5 -D - -o "$WORK/row.json" -H "authorization: Bearer $TOKEN" "$URL" | awk -F': ' 'tolower($1) == "etag" {print $2}' | tr -d '\r')
-[[ -n $ETAG ]] || die "no ETag on $URL"
-[[ $(jq length "$WORK/row.json") == 1 ]] || die "$URL did not return one row: $(cat "$WORK/row.json")"
-code=$(curl -sS -o /dev/null -w '%{http_code}' -H "authorization: Bearer $TOKEN" -H "if-none-match: $ETAG" "$URL")
-[[ $code == 304 ]] || die "If-None-Match: $ETAG answered $code, not 304"
-code=$(curl -sS -o "$WORK/miss.json" -w '%{http_code}' -H "authorization: Bearer $TOKEN" "$URL&title=neq.probe-$$")
-[[ $code == 200 && $(jq length "$WORK/miss.json") == 1 ]] || die "the cache-miss form of the URL does not return the row ($code)"
 
-printf 'wrk.headers["Authorization"] = "Bearer %s"\n' "$TOKEN" >"$WORK/hit.lua"
-printf 'wrk.headers["Authorization"] = "Bearer %s"\nwrk.headers["If-None-Match"] = "%s"\n' "$TOKEN" "${ETAG//\"/\\\"}" >"$WORK/inm.lua"
-# cache misses: a unique title=neq.<tag>-<n> per request (setup() runs in wrk's main Lua state,
-# once per thread: each thread gets its own tag)
-cat >"$WORK/miss.lua" <<EOF
-wrk.headers["Authorization"] = "Bearer $TOKEN"
-local n = 0
-local tid = 0
-function setup(thread) tid = tid + 1; thread:set("tag", "r$$x$(date +%s)-" .. tid) end
-function request()
-  n = n + 1
-  return wrk.format("GET", wrk.path .. "&title=neq." .. tag .. "-" .. n)
-end
-EOF
+# the benchmark tenant's orders: SCALE × 100,000 rows (pgbench_accounts' size), filled once
+bench_account "${TD_PORTS[main]}" >/dev/null
+bench_login_users 1
+ROWS_WANTED=$((SCALE * 100000))
+SCHEMA=$(psql -X -At -v ON_ERROR_STOP=1 "$DATABASE_OWNER_URL" -c "SELECT schema_name FROM tenantd.tenants WHERE slug = '$BENCH_SLUG'") \
+  || die "no schema for tenant $BENCH_SLUG"
+[[ $SCHEMA =~ ^[a-z0-9_]+$ ]] || die "unexpected schema name '$SCHEMA'"
+HAVE=$(psql -X -At "$DATABASE_OWNER_URL" -c "SELECT count(*) FROM \"$SCHEMA\".orders") || die "cannot count $SCHEMA.orders"
+if ((HAVE < ROWS_WANTED)); then
+  say "filling $BENCH_SLUG's orders: $HAVE → $ROWS_WANTED rows"
+  timeout 300 psql -X -q -v ON_ERROR_STOP=1 "$DATABASE_OWNER_URL" \
+    -c "INSERT INTO \"$SCHEMA\".orders (title, position) SELECT 'bench order ' || g, g FROM generate_series(1, $((ROWS_WANTED - HAVE))) g" \
+    -c "VACUUM ANALYZE \"$SCHEMA\".orders" >/dev/null || die "could not fill $SCHEMA.orders"
+fi
+
+# prepare_read NAME EMAIL PASSWORD OFFSET: logs the viewer in, picks the row at OFFSET (by id) of
+# its tenant's orders, checks the row, its ETag and a 304; writes $WORK/NAME-hit.lua,
+# $WORK/NAME-inm.lua and sets URL_NAME, TOKEN_NAME, ETAG_NAME.
+prepare_read() {
+  local name=$1 token id url etag code
+  token=$(login "$2" "$3" "${TD_PORTS[main]}")
+  id=$(curl -fsS --max-time 5 -H "authorization: Bearer $token" "$BASE/rest/v1/orders?select=id&order=id&offset=$4&limit=1" | jq -er '.[0].id') \
+    || die "no order visible to $2"
+  url="$BASE/rest/v1/orders?id=eq.$id"
+  # the first read of a query only admits it; the second is stored in the read cache
+  curl -fsS --max-time 5 -o /dev/null -H "authorization: Bearer $token" "$url" || die "GET $url failed"
+  etag=$(curl -fsS --max-time 5 -D - -o "$WORK/row.json" -H "authorization: Bearer $token" "$url" | awk -F': ' 'tolower($1) == "etag" {print $2}' | tr -d '\r')
+  [[ -n $etag ]] || die "no ETag on $url"
+  [[ $(jq length "$WORK/row.json") == 1 ]] || die "$url did not return one row: $(cat "$WORK/row.json")"
+  code=$(curl -sS -o /dev/null -w '%{http_code}' -H "authorization: Bearer $token" -H "if-none-match: $etag" "$url")
+  [[ $code == 304 ]] || die "If-None-Match: $etag answered $code, not 304"
+  code=$(curl -sS -o "$WORK/miss.json" -w '%{http_code}' -H "authorization: Bearer $token" "$url&title=neq.probe-$$")
+  [[ $code == 200 && $(jq length "$WORK/miss.json") == 1 ]] || die "the uncached form of $url does not return the row ($code)"
+  printf 'wrk.headers["Authorization"] = "Bearer %s"\n' "$token" >"$WORK/$name-hit.lua"
+  printf 'wrk.headers["Authorization"] = "Bearer %s"\nwrk.headers["If-None-Match"] = "%s"\n' "$token" "${etag//\"/\\\"}" >"$WORK/$name-inm.lua"
+  printf -v "URL_$name" '%s' "$url"
+  printf -v "TOKEN_$name" '%s' "$token"
+  printf -v "ETAG_$name" '%s' "$etag"
+}
+
+# miss_script NAME: writes a fresh wrk script whose every request adds a filter title=neq.<tag>-<n>
+# never used before — a new tag per script, so that no run meets the cache admissions or entries
+# of an earlier one — and prints its path. setup() runs in wrk's main Lua state, once per thread:
+# each thread gets its own tag.
+MISS_RUNS=0
+miss_script() {
+  local token_var="TOKEN_$1" file
+  MISS_RUNS=$((MISS_RUNS + 1))
+  file=$WORK/miss-$MISS_RUNS.lua
+  {
+    printf 'wrk.headers["Authorization"] = "Bearer %s"\n' "${!token_var}"
+    printf 'local n = 0\nlocal tid = 0\n'
+    printf 'function setup(thread) tid = tid + 1; thread:set("tag", "r%sx%sx%s-" .. tid) end\n' "$$" "$(date +%s%N)" "$MISS_RUNS"
+    printf 'function request()\n  n = n + 1\n  return wrk.format("GET", wrk.path .. "&title=neq." .. tag .. "-" .. n)\nend\n'
+  } >"$file"
+  MISS_SCRIPT=$file
+}
+
+prepare_read big bench-login-1@tenantd-bench.test "$BENCH_PASSWORD" $((ROWS_WANTED / 2))
+prepare_read small viewer@acme.test acme-viewer-pass 0
+URL=$URL_big
 
 run_pgbench 1
 REF1=$PGB_TPS
@@ -83,19 +122,25 @@ wrk_run -t2 -c64 -d"${SECS}s" "$BASE/healthz"
 H1=$WRK_RPS
 row "GET /healthz (reference, before)" "wrk -t2 -c64 -d${SECS}s" "$WRK_RPS req/s" "$WRK_P50" "$WRK_P99" "$WRK_NOTE"
 
-say "wrk single-row read, Redis read cache missed (Postgres), -c16"
-wrk_run -t2 -c16 -d"${SECS}s" -s "$WORK/miss.lua" "$URL"
+say "wrk single-row read, uncached (Postgres), -c16"
+miss_script big
+wrk_run -t2 -c16 -d"${SECS}s" -s "$MISS_SCRIPT" "$URL"
 MISS16=$WRK_RPS MISS16_ROW=("wrk -t2 -c16 -d${SECS}s (pgbench's concurrency)" "$WRK_RPS req/s" "$WRK_P50" "$WRK_P99") MISS16_NOTE=$WRK_NOTE
-say "wrk single-row read, Redis read cache missed (Postgres), -c64"
-wrk_run -t2 -c64 -d"${SECS}s" -s "$WORK/miss.lua" "$URL"
+say "wrk single-row read, uncached (Postgres), -c64"
+miss_script big
+wrk_run -t2 -c64 -d"${SECS}s" -s "$MISS_SCRIPT" "$URL"
 MISS64=$WRK_RPS MISS64_ROW=("wrk -t2 -c64 -d${SECS}s" "$WRK_RPS req/s" "$WRK_P50" "$WRK_P99") MISS64_NOTE=$WRK_NOTE
+say "wrk single-row read of acme's small orders table, uncached (Postgres), -c16"
+miss_script small
+wrk_run -t2 -c16 -d"${SECS}s" -s "$MISS_SCRIPT" "$URL_small"
+SMALL=$WRK_RPS SMALL_ROW=("wrk -t2 -c16 -d${SECS}s" "$WRK_RPS req/s" "$WRK_P50" "$WRK_P99") SMALL_NOTE=$WRK_NOTE
 say "wrk single-row read, Redis read cache hit"
-wrk_run -t2 -c64 -d"${SECS}s" -s "$WORK/hit.lua" "$URL"
+wrk_run -t2 -c64 -d"${SECS}s" -s "$WORK/big-hit.lua" "$URL"
 HIT=$WRK_RPS HIT_ROW=("wrk -t2 -c64 -d${SECS}s" "$WRK_RPS req/s" "$WRK_P50" "$WRK_P99") HIT_NOTE=$WRK_NOTE
 say "wrk single-row read, If-None-Match (304)"
-wrk_run -t2 -c64 -d"${SECS}s" -s "$WORK/inm.lua" "$URL"
+wrk_run -t2 -c64 -d"${SECS}s" -s "$WORK/big-inm.lua" "$URL"
 INM=$WRK_RPS INM_ROW=("wrk -t2 -c64 -d${SECS}s" "$WRK_RPS req/s" "$WRK_P50" "$WRK_P99") INM_NOTE=$WRK_NOTE
-code=$(curl -sS -o /dev/null -w '%{http_code}' -H "authorization: Bearer $TOKEN" -H "if-none-match: $ETAG" "$URL")
+code=$(curl -sS -o /dev/null -w '%{http_code}' -H "authorization: Bearer $TOKEN_big" -H "if-none-match: $ETAG_big" "$URL")
 [[ $code == 304 ]] || say "warning: the 304 check after the run answered $code"
 
 say "wrk /healthz"
@@ -109,8 +154,9 @@ PREF=$((REF1 > REF2 ? REF1 : REF2)) HREF=$((H1 > H2 ? H1 : H2)) # the better ref
 
 row "orders?id=eq.… uncached (Postgres)" "${MISS16_ROW[@]}" "**$(ratio "$MISS16" "$PREF") pgbench** (target ≥ 0.5×)${MISS16_NOTE:+; $MISS16_NOTE}"
 row "orders?id=eq.… uncached (Postgres)" "${MISS64_ROW[@]}" "**$(ratio "$MISS64" "$PREF") pgbench**${MISS64_NOTE:+; $MISS64_NOTE}"
+row "acme's orders?id=eq.… uncached (small table, sequential scan)" "${SMALL_ROW[@]}" "$(ratio "$SMALL" "$PREF") pgbench${SMALL_NOTE:+; $SMALL_NOTE}"
 row "orders?id=eq.… cached (Redis read cache, 200)" "${HIT_ROW[@]}" "$(ratio "$HIT" "$PREF") pgbench; **$(ratio "$HIT" "$HREF") /healthz** (target ≥ 0.5×)${HIT_NOTE:+; $HIT_NOTE}"
 row "orders?id=eq.… If-None-Match (304)" "${INM_ROW[@]}" "**$(ratio "$INM" "$HREF") /healthz** (target ≥ 0.5×)${INM_NOTE:+; $INM_NOTE}"
 
 LOAD_AFTER=$(cut -d' ' -f1-3 /proc/loadavg)
-print_table "**data API benchmark (issue 5)** — $(date -u '+%Y-%m-%d %H:%M UTC'), $(nproc) cores shared by client and server (wrk, pgbench, tenantd, Postgres and Redis all on this machine, plus other sessions' load): ratios are against references measured in the same run (the better of the before/after runs). tenantd $THREADS worker threads, TENANTD_LOG_LEVEL=warn, RelWithDebInfo, $SECS s per measurement; bearer JWT of viewer@acme.test, one row of acme's orders. \"Uncached\" adds a unique title=neq.… filter per request, so every request misses the Redis read cache, runs in Postgres and stores a new cache entry. Load average before/after: $LOAD_BEFORE / $LOAD_AFTER. Latencies in ms.$SOURCE_NOTE$SETUP_NOTE"
+print_table "**data API benchmark (issue 5)** — $(date -u '+%Y-%m-%d %H:%M UTC'), $(nproc) cores shared by client and server (wrk, pgbench, tenantd, Postgres and Redis all on this machine, plus other sessions' load): ratios are against references measured in the same run (the better of the before/after runs). tenantd $THREADS worker threads, TENANTD_LOG_LEVEL=warn, RelWithDebInfo, $SECS s per measurement; bearer JWT of a viewer, one row of the benchmark tenant's orders ($ROWS_WANTED rows, like pgbench_accounts; primary-key lookup) unless the row says acme's (the fixture table, about a hundred rows, which Postgres scans). \"Uncached\" adds a unique title=neq.… filter per request (a new tag per run), so every request is a query's first sighting: Postgres only, the Redis read cache neither asked nor filled. Load average before/after: $LOAD_BEFORE / $LOAD_AFTER. Latencies in ms.$SOURCE_NOTE$SETUP_NOTE"
