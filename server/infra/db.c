@@ -17,6 +17,8 @@
  * same tenant's settings) skips it. A member ends at its last command's results; a member whose
  * commands were only PGRES_PIPELINE_ABORTED (an earlier member failed) never ran and is sent
  * again, alone. Other jobs always get their own sync: they never run in a batch's transaction.
+ * A connection has at most one read batch out at a time: while every connection has one, reads
+ * wait in the queue and leave together when a batch comes back (pool_pick_conn).
  * A job has one deadline from submission; past it the job fails with DB_TIMEOUT and, if it was
  * already sent, its connection is dropped (the server-side statement_timeout usually fires first).
  */
@@ -86,6 +88,7 @@ struct db_job {
     int cmd_step[DB_MAX_STEPS * 2 + 1];
     int cmd_got_result;
     bool shareable;  /* a read job that may share a sync (db_submit_read) */
+    bool batch_sync; /* the last job of a read batch: the batch's sync is its last command */
     bool saw_abort;  /* a command came back PGRES_PIPELINE_ABORTED */
     bool saw_error;  /* a command of this job failed by itself */
     db_result_t result;
@@ -115,6 +118,7 @@ struct db_conn {
     db_job_t *batch_tail; /* the last read job sent in this pass whose sync is not sent yet */
     int batch_len;
     db_job_t *batch_ctx;  /* the open batch's last read job that sent its first (settings) step */
+    int read_batches;     /* read batches sent whose sync has not come back */
 };
 
 struct db_pool {
@@ -174,6 +178,8 @@ static void job_finish(db_job_t *job, db_status_t status, const char *message)
         h2o_linklist_unlink(&job->link);
         if (job->conn != NULL) {
             job->conn->ninflight--;
+            if (job->batch_sync)
+                job->conn->read_batches--;
             metrics_gauge_add(METRICS_GAUGE_DB_INFLIGHT, -1);
         } else {
             pool->nqueued--;
@@ -268,6 +274,7 @@ static void conn_drop(db_conn_t *conn, const char *why)
         db_job_t *job = H2O_STRUCT_FROM_MEMBER(db_job_t, link, conn->inflight.next);
         job_finish(job, DB_UNAVAILABLE, "connection lost");
     }
+    conn->read_batches = 0;
     if (pool->nready == 0 && (pool->ever_ready || pool->nconnecting == 0))
         fail_queue(pool, DB_UNAVAILABLE, "database unavailable");
     if (!pool->destroying)
@@ -403,6 +410,9 @@ static void job_requeue(db_job_t *job)
     db_pool_t *pool = job->pool;
     h2o_linklist_unlink(&job->link);
     job->conn->ninflight--;
+    if (job->batch_sync)
+        job->conn->read_batches--;
+    job->batch_sync = false;
     metrics_gauge_add(METRICS_GAUGE_DB_INFLIGHT, -1);
     for (int i = 0; i < job->nsteps; i++) {
         if (job->result.results[i] != NULL)
@@ -560,6 +570,8 @@ static int conn_close_batch(db_conn_t *conn)
         return -1;
     tail->cmd_step[tail->ncmds] = 0;
     tail->cmds[tail->ncmds++] = CMD_SYNC;
+    tail->batch_sync = true;
+    conn->read_batches++;
     return 0;
 }
 
@@ -637,11 +649,13 @@ static int conn_send_job(db_conn_t *conn, db_job_t *job)
 }
 
 /* The connection for job, or NULL when it must wait. A read joins a batch already open in this
- * pass (one write instead of two), else takes an idle connection, else waits: while every
- * connection is busy, reads gather in the queue and leave together, as one batch, when one
- * answers — under load batches grow instead of the pipelines filling with small ones (each batch
- * costs Postgres a transaction and both sides a write and a wake-up). Other jobs take the
- * connection with the fewest jobs in flight. */
+ * pass (one write instead of two), else goes to a connection with no read batch in flight (the
+ * one with the fewest jobs), else waits: while every connection has a batch out, reads gather in
+ * the queue and leave together, as one batch, when one comes back — under load batches grow
+ * instead of the pipelines filling with small ones (each batch costs Postgres a transaction and
+ * both sides a write and a wake-up). Writes and other jobs never hold reads back this way (a
+ * connection busy with them only still takes one batch); they take the connection with the
+ * fewest jobs in flight. */
 static db_conn_t *pool_pick_conn(db_pool_t *pool, const db_job_t *job)
 {
     db_conn_t *best = NULL;
@@ -653,10 +667,11 @@ static db_conn_t *pool_pick_conn(db_pool_t *pool, const db_job_t *job)
         }
         for (int i = 0; i < pool->opts.connections; i++) {
             db_conn_t *c = &pool->conns[i];
-            if (c->state == CONN_READY && c->ninflight == 0)
-                return c;
+            if (c->state == CONN_READY && c->read_batches == 0 && c->ninflight < DB_PIPELINE_DEPTH &&
+                (best == NULL || c->ninflight < best->ninflight))
+                best = c;
         }
-        return NULL;
+        return best;
     }
     for (int i = 0; i < pool->opts.connections; i++) {
         db_conn_t *c = &pool->conns[i];

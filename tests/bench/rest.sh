@@ -47,6 +47,8 @@ run_pgbench() {
 }
 
 # ------------------------------------------------------------------ tenantd
+# a run where wrk saw errors or non-2xx answers keeps tenantd's stderr for a look afterwards
+CLEANUP_HOOKS+=("[[ -z \${WRK_WARNED:-} ]] || { mkdir -p /tmp/tenantd-rest-logs.$$ && cp \"\$WORK\"/tenantd-*.err /tmp/tenantd-rest-logs.$$/ && say \"wrk reported errors: tenantd's stderr kept in /tmp/tenantd-rest-logs.$$\"; }")
 say "starting tenantd ($THREADS threads, log level warn, stdout to /dev/null)"
 start_tenantd main
 BASE=http://127.0.0.1:${TD_PORTS[main]}
@@ -96,6 +98,7 @@ prepare_read() {
 # of an earlier one — and prints its path. setup() runs in wrk's main Lua state, once per thread:
 # each thread gets its own tag.
 MISS_RUNS=0
+note_warned() { [[ -z $WRK_NOTE ]] || WRK_WARNED=1; }
 miss_script() {
   local token_var="TOKEN_$1" file
   MISS_RUNS=$((MISS_RUNS + 1))
@@ -119,32 +122,39 @@ row "pgbench -S -M prepared (reference, before)" "-c16 -j2 -T$SECS, $SCALE×100k
 
 say "wrk /healthz"
 wrk_run -t2 -c64 -d"${SECS}s" "$BASE/healthz"
+note_warned
 H1=$WRK_RPS
 row "GET /healthz (reference, before)" "wrk -t2 -c64 -d${SECS}s" "$WRK_RPS req/s" "$WRK_P50" "$WRK_P99" "$WRK_NOTE"
 
 say "wrk single-row read, uncached (Postgres), -c16"
 miss_script big
 wrk_run -t2 -c16 -d"${SECS}s" -s "$MISS_SCRIPT" "$URL"
+note_warned
 MISS16=$WRK_RPS MISS16_ROW=("wrk -t2 -c16 -d${SECS}s (pgbench's concurrency)" "$WRK_RPS req/s" "$WRK_P50" "$WRK_P99") MISS16_NOTE=$WRK_NOTE
 say "wrk single-row read, uncached (Postgres), -c64"
 miss_script big
 wrk_run -t2 -c64 -d"${SECS}s" -s "$MISS_SCRIPT" "$URL"
+note_warned
 MISS64=$WRK_RPS MISS64_ROW=("wrk -t2 -c64 -d${SECS}s" "$WRK_RPS req/s" "$WRK_P50" "$WRK_P99") MISS64_NOTE=$WRK_NOTE
 say "wrk single-row read of acme's small orders table, uncached (Postgres), -c16"
 miss_script small
 wrk_run -t2 -c16 -d"${SECS}s" -s "$MISS_SCRIPT" "$URL_small"
+note_warned
 SMALL=$WRK_RPS SMALL_ROW=("wrk -t2 -c16 -d${SECS}s" "$WRK_RPS req/s" "$WRK_P50" "$WRK_P99") SMALL_NOTE=$WRK_NOTE
 say "wrk single-row read, Redis read cache hit"
 wrk_run -t2 -c64 -d"${SECS}s" -s "$WORK/big-hit.lua" "$URL"
+note_warned
 HIT=$WRK_RPS HIT_ROW=("wrk -t2 -c64 -d${SECS}s" "$WRK_RPS req/s" "$WRK_P50" "$WRK_P99") HIT_NOTE=$WRK_NOTE
 say "wrk single-row read, If-None-Match (304)"
 wrk_run -t2 -c64 -d"${SECS}s" -s "$WORK/big-inm.lua" "$URL"
+note_warned
 INM=$WRK_RPS INM_ROW=("wrk -t2 -c64 -d${SECS}s" "$WRK_RPS req/s" "$WRK_P50" "$WRK_P99") INM_NOTE=$WRK_NOTE
 code=$(curl -sS -o /dev/null -w '%{http_code}' -H "authorization: Bearer $TOKEN_big" -H "if-none-match: $ETAG_big" "$URL")
 [[ $code == 304 ]] || say "warning: the 304 check after the run answered $code"
 
 say "wrk /healthz"
 wrk_run -t2 -c64 -d"${SECS}s" "$BASE/healthz"
+note_warned
 H2=$WRK_RPS
 row "GET /healthz (reference, after)" "wrk -t2 -c64 -d${SECS}s" "$WRK_RPS req/s" "$WRK_P50" "$WRK_P99" "$WRK_NOTE"
 run_pgbench 2
