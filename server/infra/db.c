@@ -692,7 +692,7 @@ static void on_dispatch(h2o_timeout_entry_t *entry)
         if (conn == NULL) {
             if (!job->shareable)
                 break; /* no connection at all: nothing behind it can go either */
-            next = next->next; /* a read waits for an idle connection; other jobs may still go */
+            next = next->next; /* a read waits for a connection without a batch out; others may still go */
             continue;
         }
         next = next->next;
