@@ -617,44 +617,12 @@ static bool prefer_has(http_request_t *hr, const char *token)
     return prefer.len > 0 && h2o_strstr(prefer.base, prefer.len, token, strlen(token)) != SIZE_MAX;
 }
 
-/* Reads up to 15 decimal digits at *p (advancing it) into *out; false when there are none or more. */
-static bool range_number(const char **p, long *out)
-{
-    long n = 0;
-    int digits = 0;
-    while (**p >= '0' && **p <= '9') {
-        if (++digits > 15)
-            return false;
-        n = n * 10 + (**p - '0');
-        (*p)++;
-    }
-    *out = n;
-    return digits > 0;
-}
-
-/* Parses "Range: a-b" or "a-" (optionally "items=" first) into offset/limit; false when absent or
- * malformed (then the header is ignored, as PostgREST does). Numbers over 15 digits are malformed. */
+/* Applies a "Range: a-b" / "a-" header (restq_parse_range); false when absent or malformed (then
+ * it is ignored, as PostgREST does). */
 static bool parse_range(http_request_t *hr, long *offset, long *limit)
 {
     h2o_iovec_t r = body_header(hr, "range");
-    if (r.len == 0 || r.len > 40)
-        return false;
-    char buf[48];
-    memcpy(buf, r.base, r.len);
-    buf[r.len] = '\0';
-    const char *p = strncmp(buf, "items=", 6) == 0 ? buf + 6 : buf;
-    long a, b;
-    if (!range_number(&p, &a) || *p++ != '-')
-        return false;
-    if (*p == '\0') {
-        *offset = a;
-        return true;
-    }
-    if (!range_number(&p, &b) || *p != '\0' || b < a)
-        return false;
-    *offset = a;
-    *limit = b - a + 1;
-    return true;
+    return r.len > 0 && restq_parse_range(r.base, r.len, offset, limit);
 }
 
 /* ---------------------------------------------------------------- the verbs */

@@ -589,3 +589,35 @@ int restq_parse(const char *query, size_t len, const restq_table_t *t, restq_req
         restq_sql_append(&r->where, "TRUE");
     return 0;
 }
+
+/* Reads 1 to 15 decimal digits at p[*i] (advancing *i, bounded by len) into *out. */
+static bool range_number(const char *p, size_t len, size_t *i, long *out)
+{
+    long n = 0;
+    size_t start = *i;
+    while (*i < len && p[*i] >= '0' && p[*i] <= '9') {
+        if (*i - start >= 15)
+            return false;
+        n = n * 10 + (p[*i] - '0');
+        (*i)++;
+    }
+    *out = n;
+    return *i > start;
+}
+
+bool restq_parse_range(const char *value, size_t len, long *offset, long *limit)
+{
+    size_t i = len >= 6 && memcmp(value, "items=", 6) == 0 ? 6 : 0;
+    long a, b;
+    if (!range_number(value, len, &i, &a) || i >= len || value[i++] != '-')
+        return false;
+    if (i == len) {
+        *offset = a;
+        return true;
+    }
+    if (!range_number(value, len, &i, &b) || i != len || b < a)
+        return false;
+    *offset = a;
+    *limit = b - a + 1;
+    return true;
+}

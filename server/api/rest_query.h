@@ -62,6 +62,11 @@ const restq_column_t *restq_column(const restq_table_t *t, const char *name, siz
 /* Parses a query string (len bytes, without '?'); 0, or -1 with a message in err. Free with restq_request_free. */
 int restq_parse(const char *query, size_t len, const restq_table_t *t, restq_request_t *out, char *err, size_t errlen);
 
+/* Parses a Range header value "a-b" or "a-" (optionally after "items="; numbers of at most 15
+ * digits, b ≥ a): sets *offset = a and, when b is given, *limit = b - a + 1; false (nothing set)
+ * when malformed. */
+bool restq_parse_range(const char *value, size_t len, long *offset, long *limit);
+
 /* Releases what restq_parse allocated. */
 void restq_request_free(restq_request_t *r);
 

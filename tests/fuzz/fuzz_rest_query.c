@@ -10,6 +10,8 @@
  *   of a value ever reaches the SQL text); parentheses balance; the $n appear in order 1..nparams,
  *   each exactly once; nparams ≤ RESTQ_MAX_PARAMS; 0 ≤ limit ≤ RESTQ_MAX_LIMIT; offset ≥ 0;
  *   "TRUE" exactly when no filter was given.
+ * The same bytes also go to restq_parse_range (a Range header value): on success 0 ≤ offset and
+ * 1 ≤ limit with offset + limit - 1 < 10^15 (no overflow); on failure nothing is written.
  */
 #include <ctype.h>
 #include <stdint.h>
@@ -87,12 +89,25 @@ static void check_sql(const char *sql, int *next, int nparams, bool allow_params
         abort();
 }
 
+static void check_range(const char *v, size_t len)
+{
+    long off = -1, lim = -1;
+    if (!restq_parse_range(v, len, &off, &lim)) {
+        if (off != -1 || lim != -1)
+            abort();
+        return;
+    }
+    if (off < 0 || off >= 1000000000000000L || lim == 0 || lim < -1 || (lim > 0 && off + lim - 1 >= 1000000000000000L))
+        abort();
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     char *q = malloc(size ? size : 1);
     if (q == NULL)
         return 0;
     memcpy(q, data, size);
+    check_range(q, size);
     restq_request_t r;
     char err[200];
     err[0] = '\0';

@@ -406,6 +406,39 @@ static void test_column_lookup(void **state)
     assert_null(restq_column(&table, "", 0));
 }
 
+/* Range header values: a-b, a-, items=; malformed ones set nothing. */
+static void test_parse_range(void **state)
+{
+    (void)state;
+    long off = -7, lim = -7;
+#define RANGE(v) restq_parse_range((v), strlen(v), &off, &lim)
+    assert_true(RANGE("0-9"));
+    assert_int_equal(off, 0);
+    assert_int_equal(lim, 10);
+    assert_true(RANGE("items=5-5"));
+    assert_int_equal(off, 5);
+    assert_int_equal(lim, 1);
+    lim = -7;
+    assert_true(RANGE("42-"));
+    assert_int_equal(off, 42);
+    assert_int_equal(lim, -7); /* open-ended: the limit is left alone */
+    assert_true(RANGE("999999999999999-999999999999999"));
+    assert_int_equal(lim, 1);
+    const char *bad[] = {"", "-", "-3", "5-1", "a-b", "1-2x", "+1-2", " 1-2", "1 -2", "1--2", "items=", "items=-",
+                         "0-9999999999999999", "9999999999999999-", "0-99999999999999999999", "1-2-3", "items=1"};
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        off = lim = -7;
+        assert_false(RANGE(bad[i]));
+        assert_int_equal(off, -7);
+        assert_int_equal(lim, -7);
+    }
+    /* the length bounds the parse: a value cut before its end */
+    assert_true(restq_parse_range("3-4junk", 3, &off, &lim));
+    assert_int_equal(off, 3);
+    assert_int_equal(lim, 2); /* "3-4junk" cut to its first 3 bytes: "3-4" */
+#undef RANGE
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -427,6 +460,7 @@ int main(void)
         cmocka_unit_test(test_err_truncated_safely),
         cmocka_unit_test(test_url_decode),
         cmocka_unit_test(test_column_lookup),
+        cmocka_unit_test(test_parse_range),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
