@@ -491,6 +491,16 @@ static void cached_select(rest_call_t *rc, restq_sql_t *q)
     }
 }
 
+/* Answers a read from Postgres: ETag, a copy into the read cache (when the query was admitted), the rows or a 304. */
+static void answer_read(rest_call_t *rc, const char *count, long nrows, const char *rows, size_t rows_len)
+{
+    char etag[40];
+    rows_etag(rows, rows_len, count, etag);
+    cache_store(rc, count, nrows, etag, rows, rows_len);
+    rc->hr->cancel = NULL;
+    send_rows(rc, count, nrows, etag, rows, rows_len);
+}
+
 static void on_rest_result(void *data, const db_result_t *res)
 {
     rest_call_t *rc = data;
@@ -526,24 +536,14 @@ static void on_rest_result(void *data, const db_result_t *res)
             w += len;
         }
         *w = ']';
-        char etag[40];
-        rows_etag(rows, rows_len, NULL, etag);
-        cache_store(rc, NULL, n, etag, rows, rows_len);
-        hr->cancel = NULL;
-        send_rows(rc, NULL, n, etag, rows, rows_len);
+        answer_read(rc, NULL, n, rows, rows_len);
         return;
     }
     const char *rows = PQgetvalue(r, 0, 0);
     size_t rows_len = (size_t)PQgetlength(r, 0, 0);
-    if (rc->op == OP_SELECT) {
-        /* a counted read: rows JSON, the number of rows in it, the exact count */
-        long nrows = PQnfields(r) > 1 ? strtol(PQgetvalue(r, 0, 1), NULL, 10) : 0;
-        const char *count = PQnfields(r) > 2 ? PQgetvalue(r, 0, 2) : NULL;
-        char etag[40];
-        rows_etag(rows, rows_len, count, etag);
-        cache_store(rc, count, nrows, etag, rows, rows_len);
-        hr->cancel = NULL;
-        send_rows(rc, count, nrows, etag, rows, rows_len);
+    if (rc->op == OP_SELECT) { /* a counted read: rows JSON, the number of rows in it, the exact count */
+        answer_read(rc, PQnfields(r) > 2 ? PQgetvalue(r, 0, 2) : NULL, PQnfields(r) > 1 ? strtol(PQgetvalue(r, 0, 1), NULL, 10) : 0,
+                    rows, rows_len);
         return;
     }
     rc->write_rows = strdup(PQnfields(r) > 1 ? PQgetvalue(r, 0, 1) : rows);

@@ -11,7 +11,7 @@
 import assert from 'node:assert/strict';
 import { after, before, test } from 'node:test';
 
-import { findSample, parsePrometheus, request, startTenantd } from '../lib/harness.mjs';
+import { labelledValues, startTenantd } from '../lib/harness.mjs';
 import { FIXTURE, call, login, uniq } from '../lib/auth.mjs';
 
 const RUN = `batch-${uniq()}`;
@@ -21,17 +21,7 @@ const expected = {};
 
 const read = (who, query) => call(td, 'GET', `/rest/v1/orders?${query}`, undefined, { token: tok[who] });
 
-async function batching() {
-  const res = await request(`${td.url}/metrics`);
-  assert.equal(res.status, 200);
-  const { samples } = parsePrometheus(res.body);
-  const value = (event) => {
-    const found = findSample(samples, 'tenantd_db_read_batching_total', { event });
-    assert.equal(found.length, 1, `one tenantd_db_read_batching_total{event="${event}"} series`);
-    return found[0].value;
-  };
-  return { shared: value('shared'), resent: value('resent') };
-}
+const batching = () => labelledValues(td, 'tenantd_db_read_batching_total', 'event', ['shared', 'resent']);
 
 before(async () => {
   td = await startTenantd({ TENANTD_THREADS: 1, TENANTD_DB_POOL_SIZE: 1 });

@@ -14,7 +14,7 @@ import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
 import { after, before, test } from 'node:test';
 
-import { findSample, parsePrometheus, request, startTenantd } from '../lib/harness.mjs';
+import { labelledValues, startTenantd } from '../lib/harness.mjs';
 import { FIXTURE, call, freshAccount, login, uniq } from '../lib/auth.mjs';
 
 const RUN = `cache-${uniq()}`;
@@ -28,17 +28,7 @@ let fresh; // the tenant signed up by the role test
 
 const rest = (td, method, path, who, body, headers = {}) => call(td, method, `/rest/v1/${path}`, body, { token: tok[who], headers });
 
-async function cacheCounts(td) {
-  const res = await request(`${td.url}/metrics`);
-  assert.equal(res.status, 200);
-  const { samples } = parsePrometheus(res.body);
-  const value = (result) => {
-    const found = findSample(samples, 'tenantd_rest_read_cache_total', { result });
-    assert.equal(found.length, 1, `one tenantd_rest_read_cache_total{result="${result}"} series`);
-    return found[0].value;
-  };
-  return { first: value('first'), miss: value('miss'), hit: value('hit') };
-}
+const cacheCounts = (td) => labelledValues(td, 'tenantd_rest_read_cache_total', 'result', ['first', 'miss', 'hit']);
 
 // Reads a query twice on td (the second read admits it and stores the answer); returns the second.
 async function warm(td, path, who, headers = {}) {

@@ -17,6 +17,7 @@ import { freePort, sleep, waitFor, within } from './util.mjs';
 export { freePort, sleep, waitFor, within } from './util.mjs';
 export { startScratchPostgres, startScratchRedis, redisCommand } from './scratch.mjs';
 export { parsePrometheus, findSample } from './prometheus.mjs';
+import { parsePrometheus as parseMetrics, findSample as findMetric } from './prometheus.mjs';
 
 const READY_TIMEOUT_MS = 15000;
 const STOP_TIMEOUT_MS = 30000;
@@ -450,4 +451,19 @@ export function rawHttp(port, payload, { timeoutMs = 5000, until } = {}) {
     socket.on('close', () => finish(true));
     socket.on('error', (err) => finish(true, err));
   });
+}
+
+// labelledValues(td, name, label, values): GET /metrics of td and the value of name{label="v"} for
+// each v of values, as an object keyed by v; asserts that each series appears exactly once.
+export async function labelledValues(td, name, label, values) {
+  const res = await request(`${td.url}/metrics`);
+  if (res.status !== 200) throw new Error(`/metrics answered ${res.status}`);
+  const { samples } = parseMetrics(res.body);
+  const out = {};
+  for (const v of values) {
+    const found = findMetric(samples, name, { [label]: v });
+    if (found.length !== 1) throw new Error(`expected one ${name}{${label}="${v}"} series, found ${found.length}`);
+    out[v] = found[0].value;
+  }
+  return out;
 }
