@@ -2,7 +2,7 @@
 # tests/bench/rest.sh — issue 5, item 8 (not part of ./dev test): an authenticated single-row read
 # GET /rest/v1/orders?id=eq.<id> (bearer JWT of a viewer: token check, tenant transaction, policy,
 # JSON) with wrk, against `pgbench -S -M prepared -c16 -j2` on a throwaway database and against
-# GET /healthz, all in the same run. The table read is the benchmark tenant's (bench-load) orders,
+# GET /healthz, in rounds: each ratio against the reference of its own round, the median reported. The table read is the benchmark tenant's (bench-load) orders,
 # filled to BENCH_SCALE × 100,000 rows like pgbench_accounts; the fixture tenant acme's small orders
 # table (about a hundred rows, which Postgres reads by a sequential scan) is measured too.
 #   - uncached: every request adds a filter title=neq.<unique> (the row stays, the statement's
@@ -12,12 +12,16 @@
 #   - 304: the same with If-None-Match: <its ETag>, vs /healthz (target ≥ 0.5×).
 # Prints a markdown table on stdout; progress on stderr. See tests/bench/README.md.
 #
-#   tests/bench/rest.sh                   # 10 s per measurement, about 2.5 minutes
-#   BENCH_SECONDS=5 tests/bench/rest.sh
+#   tests/bench/rest.sh                   # 3 rounds of 7 measurements of 6 s: about 2.5 minutes
+#   BENCH_ROUNDS=5 BENCH_SECONDS=10 tests/bench/rest.sh
 #
-# Knobs: BENCH_SECONDS (10), BENCH_THREADS (tenantd worker threads, nproc), BENCH_SCALE (1).
+# Knobs: BENCH_ROUNDS (3, odd), BENCH_SECONDS (6), BENCH_THREADS (tenantd worker threads, nproc),
+# BENCH_SCALE (1).
 set -euo pipefail
 BENCH_NAME=rest
+BENCH_SECONDS=${BENCH_SECONDS:-6}
+ROUNDS=${BENCH_ROUNDS:-3}
+[[ $ROUNDS =~ ^[1-9][0-9]*$ ]] && ((ROUNDS % 2 == 1)) || { echo "rest: BENCH_ROUNDS must be an odd positive number" >&2; exit 2; }
 source "$(dirname "${BASH_SOURCE[0]}")/lib/common.sh"
 SCALE=${BENCH_SCALE:-1}
 [[ $SCALE =~ ^[1-9][0-9]*$ ]] || die "BENCH_SCALE must be a positive integer"
@@ -116,57 +120,81 @@ prepare_read big bench-login-1@tenantd-bench.test "$BENCH_PASSWORD" $((ROWS_WANT
 prepare_read small viewer@acme.test acme-viewer-pass 0
 URL=$URL_big
 
-run_pgbench 1
-REF1=$PGB_TPS
-row "pgbench -S -M prepared (reference, before)" "-c16 -j2 -T$SECS, $SCALE×100k rows" "$PGB_TPS tps" "$PGB_P50" "$PGB_P99" "p50/p99 from a 5 % sample"
-
-say "wrk /healthz"
-wrk_run -t2 -c64 -d"${SECS}s" "$BASE/healthz"
-note_warned
-H1=$WRK_RPS
-row "GET /healthz (reference, before)" "wrk -t2 -c64 -d${SECS}s" "$WRK_RPS req/s" "$WRK_P50" "$WRK_P99" "$WRK_NOTE"
-
-say "wrk single-row read, uncached (Postgres), -c16"
-miss_script big
-wrk_run -t2 -c16 -d"${SECS}s" -s "$MISS_SCRIPT" "$URL"
-note_warned
-MISS16=$WRK_RPS MISS16_ROW=("wrk -t2 -c16 -d${SECS}s (pgbench's concurrency)" "$WRK_RPS req/s" "$WRK_P50" "$WRK_P99") MISS16_NOTE=$WRK_NOTE
-say "wrk single-row read, uncached (Postgres), -c64"
-miss_script big
-wrk_run -t2 -c64 -d"${SECS}s" -s "$MISS_SCRIPT" "$URL"
-note_warned
-MISS64=$WRK_RPS MISS64_ROW=("wrk -t2 -c64 -d${SECS}s" "$WRK_RPS req/s" "$WRK_P50" "$WRK_P99") MISS64_NOTE=$WRK_NOTE
-say "wrk single-row read of acme's small orders table, uncached (Postgres), -c16"
-miss_script small
-wrk_run -t2 -c16 -d"${SECS}s" -s "$MISS_SCRIPT" "$URL_small"
-note_warned
-SMALL=$WRK_RPS SMALL_ROW=("wrk -t2 -c16 -d${SECS}s" "$WRK_RPS req/s" "$WRK_P50" "$WRK_P99") SMALL_NOTE=$WRK_NOTE
-say "wrk single-row read, Redis read cache hit"
-wrk_run -t2 -c64 -d"${SECS}s" -s "$WORK/big-hit.lua" "$URL"
-note_warned
-HIT=$WRK_RPS HIT_ROW=("wrk -t2 -c64 -d${SECS}s" "$WRK_RPS req/s" "$WRK_P50" "$WRK_P99") HIT_NOTE=$WRK_NOTE
-say "wrk single-row read, If-None-Match (304)"
-wrk_run -t2 -c64 -d"${SECS}s" -s "$WORK/big-inm.lua" "$URL"
-note_warned
-INM=$WRK_RPS INM_ROW=("wrk -t2 -c64 -d${SECS}s" "$WRK_RPS req/s" "$WRK_P50" "$WRK_P99") INM_NOTE=$WRK_NOTE
+# ------------------------------------------------------------------ the rounds
+# The machine is shared: its speed drifts by ±25 % within minutes. So each ratio is taken within a
+# round, against the reference measured in the same round, and the table reports the median over
+# BENCH_ROUNDS rounds (with the lowest and highest); each round runs pgbench, /healthz and the five
+# reads back to back.
+declare -A TPUT P50 P99 NOTE
+measure() { # measure KEY ROUND wrk-args...: one wrk run, stored under KEY/ROUND
+  local key=$1 r=$2
+  shift 2
+  wrk_run "$@"
+  note_warned
+  TPUT[$key/$r]=$WRK_RPS P50[$key/$r]=$WRK_P50 P99[$key/$r]=$WRK_P99 NOTE[$key/$r]=$WRK_NOTE
+}
+for ((r = 1; r <= ROUNDS; r++)); do
+  say "round $r of $ROUNDS"
+  run_pgbench "$r"
+  TPUT[pgb/$r]=$PGB_TPS P50[pgb/$r]=$PGB_P50 P99[pgb/$r]=$PGB_P99 NOTE[pgb/$r]=
+  say "wrk /healthz"
+  measure healthz "$r" -t2 -c64 -d"${SECS}s" "$BASE/healthz"
+  say "wrk single-row read, uncached (Postgres), -c16"
+  miss_script big
+  measure miss16 "$r" -t2 -c16 -d"${SECS}s" -s "$MISS_SCRIPT" "$URL"
+  say "wrk single-row read, uncached (Postgres), -c64"
+  miss_script big
+  measure miss64 "$r" -t2 -c64 -d"${SECS}s" -s "$MISS_SCRIPT" "$URL"
+  say "wrk single-row read of acme's small orders table, uncached (Postgres), -c16"
+  miss_script small
+  measure small "$r" -t2 -c16 -d"${SECS}s" -s "$MISS_SCRIPT" "$URL_small"
+  say "wrk single-row read, Redis read cache hit"
+  measure hit "$r" -t2 -c64 -d"${SECS}s" -s "$WORK/big-hit.lua" "$URL"
+  say "wrk single-row read, If-None-Match (304)"
+  measure inm "$r" -t2 -c64 -d"${SECS}s" -s "$WORK/big-inm.lua" "$URL"
+done
 code=$(curl -sS -o /dev/null -w '%{http_code}' -H "authorization: Bearer $TOKEN_big" -H "if-none-match: $ETAG_big" "$URL")
-[[ $code == 304 ]] || say "warning: the 304 check after the run answered $code"
+[[ $code == 304 ]] || say "warning: the 304 check after the runs answered $code"
 
-say "wrk /healthz"
-wrk_run -t2 -c64 -d"${SECS}s" "$BASE/healthz"
-note_warned
-H2=$WRK_RPS
-row "GET /healthz (reference, after)" "wrk -t2 -c64 -d${SECS}s" "$WRK_RPS req/s" "$WRK_P50" "$WRK_P99" "$WRK_NOTE"
-run_pgbench 2
-REF2=$PGB_TPS
-row "pgbench -S -M prepared (reference, after)" "-c16 -j2 -T$SECS" "$PGB_TPS tps" "$PGB_P50" "$PGB_P99" ""
-PREF=$((REF1 > REF2 ? REF1 : REF2)) HREF=$((H1 > H2 ? H1 : H2)) # the better references: conservative
-
-row "orders?id=eq.… uncached (Postgres)" "${MISS16_ROW[@]}" "**$(ratio "$MISS16" "$PREF") pgbench** (target ≥ 0.5×)${MISS16_NOTE:+; $MISS16_NOTE}"
-row "orders?id=eq.… uncached (Postgres)" "${MISS64_ROW[@]}" "**$(ratio "$MISS64" "$PREF") pgbench**${MISS64_NOTE:+; $MISS64_NOTE}"
-row "acme's orders?id=eq.… uncached (small table, sequential scan)" "${SMALL_ROW[@]}" "$(ratio "$SMALL" "$PREF") pgbench${SMALL_NOTE:+; $SMALL_NOTE}"
-row "orders?id=eq.… cached (Redis read cache, 200)" "${HIT_ROW[@]}" "$(ratio "$HIT" "$PREF") pgbench; **$(ratio "$HIT" "$HREF") /healthz** (target ≥ 0.5×)${HIT_NOTE:+; $HIT_NOTE}"
-row "orders?id=eq.… If-None-Match (304)" "${INM_ROW[@]}" "**$(ratio "$INM" "$HREF") /healthz** (target ≥ 0.5×)${INM_NOTE:+; $INM_NOTE}"
+# summary KEY [REF]: prints "median-round throughput p50 p99 notes" for KEY and, with REF, the
+# ratios KEY/REF per round as "median min max".
+median_round() { # the round whose throughput for KEY is the median
+  local key=$1 r
+  for ((r = 1; r <= ROUNDS; r++)); do echo "${TPUT[$key/$r]} $r"; done | sort -n | awk -v n="$ROUNDS" 'NR == int((n + 1) / 2) {print $2}'
+}
+ratios() { # ratios KEY REF: "median min max" of KEY/REF over the rounds
+  local key=$1 ref=$2 r
+  for ((r = 1; r <= ROUNDS; r++)); do awk -v a="${TPUT[$key/$r]}" -v b="${TPUT[$ref/$r]}" 'BEGIN {printf "%.4f\n", a / b}'; done |
+    sort -n | awk -v n="$ROUNDS" '{v[NR] = $1} END {printf "%.2f× %.2f× %.2f×\n", v[int((n + 1) / 2)], v[1], v[n]}'
+}
+notes() { # the wrk notes of KEY over the rounds, "round r: note" joined
+  local key=$1 r out=
+  for ((r = 1; r <= ROUNDS; r++)); do [[ -z ${NOTE[$key/$r]} ]] || out+="${out:+; }round $r: ${NOTE[$key/$r]}"; done
+  echo "$out"
+}
+report() { # report KEY LABEL SETTINGS REF TARGET: one table row
+  local key=$1 label=$2 settings=$3 ref=$4 target=$5 m med lo hi n b=
+  [[ -z $target ]] || b='**' # the issue's targets in bold
+  m=$(median_round "$key")
+  read -r med lo hi < <(ratios "$key" "$ref")
+  n=$(notes "$key")
+  row "$label" "$settings" "${TPUT[$key/$m]} req/s" "${P50[$key/$m]}" "${P99[$key/$m]}" \
+    "$b$med $( [[ $ref == pgb ]] && echo pgbench || echo /healthz)$b${target:+ (target ≥ $target)}, rounds $lo–$hi${n:+; $n}"
+}
+per_round() { # per_round KEY: the throughputs of every round, "a / b / c"
+  local key=$1 r out=
+  for ((r = 1; r <= ROUNDS; r++)); do out+="${out:+ / }${TPUT[$key/$r]}"; done
+  echo "$out"
+}
+m=$(median_round pgb)
+row "pgbench -S -M prepared (reference)" "-c16 -j2 -T$SECS, $SCALE×100k rows" "${TPUT[pgb/$m]} tps" "${P50[pgb/$m]}" "${P99[pgb/$m]}" "rounds: $(per_round pgb) tps; p50/p99 from a 5 % sample"
+m=$(median_round healthz)
+row "GET /healthz (reference)" "wrk -t2 -c64 -d${SECS}s" "${TPUT[healthz/$m]} req/s" "${P50[healthz/$m]}" "${P99[healthz/$m]}" "rounds: $(per_round healthz) req/s${NOTE[healthz/$m]:+; ${NOTE[healthz/$m]}}"
+report miss16 "orders?id=eq.… uncached (Postgres)" "wrk -t2 -c16 -d${SECS}s (pgbench's concurrency)" pgb 0.5×
+report miss64 "orders?id=eq.… uncached (Postgres)" "wrk -t2 -c64 -d${SECS}s" pgb ""
+report small "acme's orders?id=eq.… uncached (small table, sequential scan)" "wrk -t2 -c16 -d${SECS}s" pgb ""
+report hit "orders?id=eq.… cached (Redis read cache, 200)" "wrk -t2 -c64 -d${SECS}s" healthz 0.5×
+report inm "orders?id=eq.… If-None-Match (304)" "wrk -t2 -c64 -d${SECS}s" healthz 0.5×
 
 LOAD_AFTER=$(cut -d' ' -f1-3 /proc/loadavg)
-print_table "**data API benchmark (issue 5)** — $(date -u '+%Y-%m-%d %H:%M UTC'), $(nproc) cores shared by client and server (wrk, pgbench, tenantd, Postgres and Redis all on this machine, plus other sessions' load): ratios are against references measured in the same run (the better of the before/after runs). tenantd $THREADS worker threads, TENANTD_LOG_LEVEL=warn, RelWithDebInfo, $SECS s per measurement; bearer JWT of a viewer, one row of the benchmark tenant's orders ($ROWS_WANTED rows, like pgbench_accounts; primary-key lookup) unless the row says acme's (the fixture table, about a hundred rows, which Postgres scans). \"Uncached\" adds a unique title=neq.… filter per request (a new tag per run), so every request is a query's first sighting: Postgres only, the Redis read cache neither asked nor filled. Load average before/after: $LOAD_BEFORE / $LOAD_AFTER. Latencies in ms.$SOURCE_NOTE$SETUP_NOTE"
+print_table "**data API benchmark (issue 5)** — $(date -u '+%Y-%m-%d %H:%M UTC'), $(nproc) cores shared by client and server (wrk, pgbench, tenantd, Postgres and Redis all on this machine, plus other sessions' load). $ROUNDS rounds, each running pgbench, /healthz and the five reads back to back, $SECS s per measurement; a ratio is taken against the reference of its own round, and the table gives the median over the rounds (lowest–highest after it), throughput and latencies of the median round. tenantd $THREADS worker threads, TENANTD_LOG_LEVEL=warn, RelWithDebInfo; bearer JWT of a viewer, one row of the benchmark tenant's orders ($ROWS_WANTED rows, like pgbench_accounts; primary-key lookup) unless the row says acme's (the fixture table, about a hundred rows, which Postgres scans). \"Uncached\" adds a unique title=neq.… filter per request (a new tag per run), so every request is a query's first sighting: Postgres only, the Redis read cache neither asked nor filled. Load average before/after: $LOAD_BEFORE / $LOAD_AFTER. Latencies in ms.$SOURCE_NOTE$SETUP_NOTE"
