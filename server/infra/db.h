@@ -105,7 +105,8 @@ db_job_t *db_submit(db_pool_t *pool, const db_step_t *steps, int nsteps, db_call
  * another job of that batch fails first, it is sent again alone (same callback, same deadline).
  * When the batch's previous read ran the identical first step (same statement and parameters),
  * that step is not sent again and its result is NULL: read only the results of the later steps.
- * Never for writes, nor for steps that rely on defaults a batch neighbour may have changed.
+ * A connection has one read batch out at a time: under load a read waits in the queue for the
+ * next batch (bounded by the same deadline) rather than joining a pipeline. Never for writes, nor for steps that rely on defaults a batch neighbour may have changed.
  */
 db_job_t *db_submit_read(db_pool_t *pool, const db_step_t *steps, int nsteps, db_callback_t cb, void *data, db_status_t *status);
 

@@ -7,11 +7,15 @@
 // malformed uuid, refused by the uuid input function) — each carrying a unique filter so every one
 // misses the Redis read cache and runs. Every good read must answer exactly its own tenant's rows,
 // every bad one a 400, none a 5xx; /metrics must show that reads did share a sync and that reads
-// aborted by a failing batch neighbour were sent again (and then answered correctly).
+// aborted by a failing batch neighbour were sent again (and then answered correctly). Finally, with
+// a write held inside Postgres by a row lock taken from psql, reads arriving one by one still get
+// one batch onto the busy connection (a write does not hold reads back), and the ones after it wait
+// and leave together as one batch when it comes back.
 import assert from 'node:assert/strict';
+import { execFileSync, spawn } from 'node:child_process';
 import { after, before, test } from 'node:test';
 
-import { labelledValues, startTenantd } from '../lib/harness.mjs';
+import { labelledValues, requireEnv, sleep, startTenantd } from '../lib/harness.mjs';
 import { FIXTURE, call, login, uniq } from '../lib/auth.mjs';
 
 const RUN = `batch-${uniq()}`;
@@ -84,4 +88,58 @@ test('after the batches, the connection serves other requests normally', async (
   assert.equal(me.status, 200, me.body);
   const res = await read('globex', `select=id,title&order=id&limit=5&title=neq.${RUN}-final`);
   assert.equal(JSON.stringify(res.json), expected.globex);
+});
+
+// A psql session holding a row lock of acme's orders until release() is called.
+async function holdRowLock(id) {
+  const owner = requireEnv('DATABASE_OWNER_URL');
+  const schema = execFileSync('psql', [owner, '-AtXq', '-c', "SELECT schema_name FROM tenantd.tenants WHERE slug = 'acme'"], { encoding: 'utf8' }).trim();
+  assert.match(schema, /^t_[0-9a-f]{32}$/);
+  const psql = spawn('psql', [owner, '-AtXq', '-v', 'ON_ERROR_STOP=1'], { stdio: ['pipe', 'pipe', 'inherit'] });
+  const locked = new Promise((resolve, reject) => {
+    psql.stdout.on('data', (d) => { if (d.toString().includes('locked')) resolve(); });
+    psql.on('exit', (code) => reject(new Error(`psql exited (${code}) before taking the lock`)));
+  });
+  psql.stdin.write(`BEGIN; SELECT 'locked' FROM "${schema}".orders WHERE id = '${id}' FOR UPDATE;\n`);
+  await locked;
+  const exited = new Promise((resolve) => psql.on('exit', resolve));
+  return async () => {
+    psql.stdin.end('COMMIT;\n');
+    await exited;
+  };
+}
+
+test('a write in flight does not hold reads back; reads behind a batch leave together', async () => {
+  const adminTok = (await login(td, FIXTURE.acme.admin)).access_token;
+  const ins = await call(td, 'POST', '/rest/v1/orders', { title: `${RUN}-locked` }, { token: adminTok, headers: { prefer: 'return=representation' } });
+  assert.equal(ins.status, 201, ins.body);
+  const id = ins.json[0].id;
+  const release = await holdRowLock(id);
+  let patch;
+  const reads = [];
+  let before0;
+  try {
+    patch = call(td, 'PATCH', `/rest/v1/orders?id=eq.${id}`, { position: 5 }, { token: adminTok }); // waits for the lock
+    await sleep(150);
+    before0 = await batching();
+    for (let i = 0; i < 5; i++) { // one by one: each in its own loop turn
+      reads.push(read('acme', `select=id,title&order=id&limit=5&title=neq.${RUN}-behind-${i}`));
+      await sleep(100);
+    }
+    await sleep(100);
+  } finally {
+    await release();
+  }
+  const p = await patch;
+  assert.ok([200, 204].includes(p.status), p.body);
+  for (const res of await Promise.all(reads)) {
+    assert.equal(res.status, 200, res.body);
+    assert.equal(JSON.stringify(res.json), expected.acme);
+  }
+  const end = await batching();
+  // the first read went out behind the write (a batch of one); the four after it waited for that
+  // batch and left as one batch of four (each counted as shared)
+  assert.ok(end.shared - before0.shared >= 4, `reads waiting behind a batch left together (${JSON.stringify({ before0, end })})`);
+  const del = await call(td, 'DELETE', `/rest/v1/orders?id=eq.${id}`, undefined, { token: adminTok });
+  assert.equal(del.status, 204, del.body);
 });
